@@ -1,0 +1,26 @@
+# Everything a fresh machine needs comes from here: python3 and make are the only assumptions.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cordon replay examples/scenarios --config examples/cordon.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check cordon correlators responders tests
+	$(BIN)/ruff format --check cordon correlators responders tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

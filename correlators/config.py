@@ -1,0 +1,91 @@
+"""The site configuration (`cordon.yaml`): which S3 prefixes and resources are ML assets, guard lists, windows.
+
+Every key is optional; an empty file is a valid configuration. Loading is strict: unknown keys and bad values
+are errors that name the file and line.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from correlators.errors import ConfigError
+from correlators.model import Severity
+from correlators.timespan import Timespan
+from correlators.yamlsafe import load_yaml_mapping, locate
+
+_ASSET_CLASS_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GuardsConfig(_Strict):
+    # ARN globs of principals playbooks must never change (break-glass, Cordon's own roles).
+    protected_principals: list[str] = Field(default_factory=list)
+
+    @field_validator("protected_principals")
+    @classmethod
+    def _arn_globs(cls, globs: list[str]) -> list[str]:
+        for glob in globs:
+            if not glob.startswith("arn:"):
+                raise ValueError(f"{glob!r} is not an ARN glob (expected 'arn:aws:iam::<account>:role/...')")
+        return globs
+
+
+class CorrelationConfig(_Strict):
+    lateness: Timespan = Timespan("15m")  # how late (in event time) an event may arrive and still be in order
+    max_state_entries: int = Field(default=200_000, ge=100)  # signals kept; stalest evicted first beyond it
+    # A signal that no correlation rule raised opens an incident on its own from this severity up
+    # (findings, alarms, standalone Sigma rules).
+    standalone_min_severity: Severity = Severity.MEDIUM
+    # Signals this close in event time to an incident, sharing one of its identities, join it.
+    incident_window: Timespan = Timespan("1h")
+
+
+class Config(_Strict):
+    # asset class -> URI globs: "s3://bucket/prefix/*" or ARN globs ("arn:aws:sagemaker:*:*:endpoint/fraud-*")
+    assets: dict[str, list[str]] = Field(default_factory=dict)
+    guards: GuardsConfig = Field(default_factory=GuardsConfig)
+    correlation: CorrelationConfig = Field(default_factory=CorrelationConfig)
+    rules: list[Path] = Field(default_factory=list)  # extra Sigma rule files or folders, relative to the config
+    builtin_rules: bool = True
+
+    @field_validator("assets")
+    @classmethod
+    def _asset_globs(cls, assets: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, globs in assets.items():
+            if not _ASSET_CLASS_NAME.fullmatch(name):
+                raise ValueError(f"asset class {name!r} must be lower_snake_case")
+            for glob in globs:
+                if not glob.startswith(("s3://", "arn:")):
+                    raise ValueError(f"asset glob {glob!r} must start with s3:// or arn:")
+        return assets
+
+    def asset_class(self, uri: str) -> str | None:
+        """The first asset class whose glob matches `uri` (an s3:// URI or an ARN), else None."""
+        for name, globs in self.assets.items():
+            if any(fnmatch.fnmatchcase(uri, glob) for glob in globs):
+                return name
+        return None
+
+
+def load_config(path: Path | None) -> Config:
+    """Load and validate `cordon.yaml`; with no path, the defaults."""
+    if path is None:
+        return Config()
+    document, lines = load_yaml_mapping(path, ConfigError)
+    try:
+        config = Config.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        loc = tuple(first["loc"])
+        raise ConfigError(
+            f"{'.'.join(str(p) for p in loc) or '(top)'}: {first['msg']}", where=locate(path, lines, loc, document)
+        ) from None
+    config.rules = [p if p.is_absolute() else (path.parent / p) for p in config.rules]
+    return config

@@ -1,0 +1,66 @@
+"""Detection: which signals one normalized event raises.
+
+Sigma detection rules match events natively. Findings and alarms are signals of their own as well, whatever
+the rules say: a GuardDuty or Security Hub finding with its own severity, a CloudWatch alarm entering ALARM.
+"""
+
+from __future__ import annotations
+
+from correlators.model import EventSource, NormalizedEvent, Severity
+from correlators.signals import Signal
+from correlators.sigma.fields import FieldView
+from correlators.sigma.loader import DetectionRule, RuleSet
+
+# Finding states that mean a person or the control already closed it: not a signal.
+_CLOSED_FINDING_STATES = frozenset({"archived", "resolved", "suppressed", "passed"})
+
+# Implicit rule names for signals that exist without a Sigma rule.
+GUARDDUTY_RULE = "guardduty-finding"
+SECURITYHUB_RULE = "securityhub-finding"
+ALARM_RULE = "cloudwatch-alarm"
+
+
+def rule_key(rule: DetectionRule) -> str:
+    return rule.name or rule.id or rule.title
+
+
+class Detector:
+    def __init__(self, ruleset: RuleSet) -> None:
+        self._rules_by_source: dict[EventSource, list[DetectionRule]] = {source: [] for source in EventSource}
+        for rule in ruleset.detections:
+            for source in rule.sources:
+                self._rules_by_source[source].append(rule)
+
+    def detect(self, event: NormalizedEvent) -> list[Signal]:
+        signals = _implicit_signals(event)
+        rules = self._rules_by_source[event.source]
+        if rules:
+            fields = FieldView(event)
+            for rule in rules:
+                if rule.matches(fields):
+                    signals.append(
+                        Signal(
+                            rule=rule_key(rule),
+                            title=rule.title,
+                            severity=rule.level or Severity.MEDIUM,
+                            standalone=rule.generate,
+                            event=event,
+                        )
+                    )
+        return signals
+
+
+def _implicit_signals(event: NormalizedEvent) -> list[Signal]:
+    if event.finding is not None:
+        finding = event.finding
+        if (finding.status or "").lower() in _CLOSED_FINDING_STATES:
+            return []
+        rule = GUARDDUTY_RULE if event.source is EventSource.GUARDDUTY else SECURITYHUB_RULE
+        title = finding.title or finding.type
+        return [Signal(rule=rule, title=title, severity=finding.severity, standalone=True, event=event)]
+    if event.alarm is not None and event.alarm.state == "ALARM" and event.alarm.previous_state != "ALARM":
+        # Alarms carry no severity; low keeps an unrelated alarm from opening an incident by itself, while
+        # Sigma rules (built-in rule 4) give the ML endpoint and API alarms their real severity.
+        title = f"CloudWatch alarm {event.alarm.name} entered ALARM"
+        return [Signal(rule=ALARM_RULE, title=title, severity=Severity.LOW, standalone=True, event=event)]
+    return []

@@ -1,0 +1,159 @@
+"""Normalized events, entities and signals: the vocabulary every stage of the core speaks.
+
+A parser turns one raw AWS event (CloudTrail record, GuardDuty finding, ASFF finding, CloudWatch alarm change)
+into a `NormalizedEvent`. Detection turns events into `Signal`s; correlation groups signals into incidents.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EventSource(StrEnum):
+    CLOUDTRAIL = "cloudtrail"
+    GUARDDUTY = "guardduty"
+    SECURITYHUB = "securityhub"
+    CLOUDWATCH = "cloudwatch"
+
+
+class EntityType(StrEnum):
+    """Kinds of graph nodes. Identity kinds link signals into one incident; asset kinds only describe them."""
+
+    PRINCIPAL = "principal"  # IAM user / role / root ARN (a session resolves to its role)
+    ACCESS_KEY = "access_key"
+    SESSION = "session"  # assumed-role session ARN
+    SOURCE_IP = "source_ip"
+    ACCOUNT = "account"
+    INSTANCE = "instance"  # EC2 instance id
+    BUCKET = "bucket"
+    OBJECT = "object"  # s3://bucket/key
+    SAGEMAKER_ENDPOINT = "sagemaker_endpoint"
+    SAGEMAKER_MODEL = "sagemaker_model"
+    SAGEMAKER_NOTEBOOK = "sagemaker_notebook"
+    SAGEMAKER_TRAINING_JOB = "sagemaker_training_job"
+    SAGEMAKER_MODEL_PACKAGE = "sagemaker_model_package"
+    API = "api"  # API Gateway API id (REST) or name (from CloudWatch dimensions)
+    API_KEY = "api_key"
+
+
+# Entities that say *who* acted. Signals sharing one of these belong together (DESIGN principle 3);
+# assets and IPs are shared by many principals and would glue strangers together.
+IDENTITY_TYPES = frozenset(
+    {EntityType.PRINCIPAL, EntityType.ACCESS_KEY, EntityType.SESSION, EntityType.INSTANCE}
+)
+
+
+class Entity(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: EntityType
+    id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.type.value}:{self.id}"
+
+
+class Severity(StrEnum):
+    INFORMATIONAL = "informational"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_ORDER.index(self)
+
+
+_SEVERITY_ORDER = list(Severity)
+
+
+class Actor(BaseModel):
+    """Who made the call, resolved to a stable principal (DESIGN principle 3)."""
+
+    principal: str | None = None  # ARN of the IAM user, the role (not the session), or the root
+    principal_type: str | None = None  # CloudTrail userIdentity.type: IAMUser, AssumedRole, Root, AWSService ...
+    user_name: str | None = None
+    access_key: str | None = None
+    session: str | None = None  # assumed-role session ARN
+    session_name: str | None = None
+    instance: str | None = None  # EC2 instance behind an instance-profile session
+    account: str | None = None
+    invoked_by: str | None = None  # AWS service that called on the principal's behalf
+
+
+class Resource(BaseModel):
+    """A resource the event names, typed by the entity kind it maps to."""
+
+    type: EntityType
+    id: str  # ARN where one exists; s3://bucket/key for objects; instance id; access key id
+    asset_class: str | None = None  # set by enrichment: training_data, model_artifacts, ...
+
+
+class Finding(BaseModel):
+    type: str  # GuardDuty type, or ASFF Types[0] / GeneratorId
+    title: str | None = None
+    product: str  # "guardduty", "securityhub/<ProductName>"
+    severity: Severity
+    severity_score: float | None = None
+    status: str | None = None  # ASFF Workflow.Status / RecordState, GuardDuty archived
+
+
+class Alarm(BaseModel):
+    name: str
+    state: str  # ALARM, OK, INSUFFICIENT_DATA
+    previous_state: str | None = None
+    reason: str | None = None
+    namespace: str | None = None
+    metric: str | None = None
+    dimensions: dict[str, str] = Field(default_factory=dict)
+
+
+class NormalizedEvent(BaseModel):
+    """One security event, whatever its source. `raw` keeps the original for Sigma field lookups."""
+
+    event_id: str
+    time: datetime  # event time, timezone-aware UTC
+    source: EventSource
+    account: str | None = None
+    region: str | None = None
+    action: str | None = None  # "s3:GetObject"; for findings, the API GuardDuty saw if any
+    outcome: str = "success"  # success | failure
+    error_code: str | None = None
+    actor: Actor | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+    resources: list[Resource] = Field(default_factory=list)
+    finding: Finding | None = None
+    alarm: Alarm | None = None
+    raw: dict[str, Any] = Field(repr=False)  # CloudTrail record, GuardDuty/ASFF finding, or alarm `detail`
+    origin: str = ""  # "file:line" it was read from
+
+    @property
+    def asset_classes(self) -> list[str]:
+        return sorted({r.asset_class for r in self.resources if r.asset_class})
+
+    def entities(self) -> list[Entity]:
+        """Every entity the event names, de-duplicated, identities first."""
+        found: dict[str, Entity] = {}
+
+        def add(kind: EntityType, value: str | None) -> None:
+            if value:
+                entity = Entity(type=kind, id=value)
+                found.setdefault(entity.key, entity)
+
+        if self.actor:
+            add(EntityType.PRINCIPAL, self.actor.principal)
+            add(EntityType.ACCESS_KEY, self.actor.access_key)
+            add(EntityType.SESSION, self.actor.session)
+            add(EntityType.INSTANCE, self.actor.instance)
+        add(EntityType.SOURCE_IP, self.source_ip)
+        add(EntityType.ACCOUNT, self.account)
+        for resource in self.resources:
+            add(resource.type, resource.id)
+        return list(found.values())

@@ -1,0 +1,87 @@
+"""Signals (one detection on one event) and incidents (connected signals and the entities they name)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from correlators.model import Entity, NormalizedEvent, Severity
+
+
+class Signal(BaseModel):
+    """A rule matched an event, or a finding or alarm arrived: one node of the incident graph."""
+
+    rule: str  # Sigma rule name (or id), or the implicit source rule: "guardduty", "securityhub", "cloudwatch-alarm"
+    title: str
+    severity: Severity
+    # Opens an incident by itself (from `standalone_min_severity` up). False for detection rules that only feed
+    # correlation rules, as Sigma's `generate: false` says.
+    standalone: bool
+    event: NormalizedEvent
+
+    @property
+    def id(self) -> str:
+        return f"{self.rule}|{self.event.event_id}|{self.event.time.isoformat()}"
+
+    @property
+    def time(self) -> datetime:
+        return self.event.time
+
+    @property
+    def sort_key(self) -> tuple[datetime, str]:
+        return (self.event.time, self.id)
+
+
+class SignalRef(BaseModel):
+    """What an incident keeps of each of its signals."""
+
+    rule: str
+    event_id: str
+    time: datetime
+    source: str
+    origin: str = ""
+
+    @classmethod
+    def of(cls, signal: Signal) -> SignalRef:
+        event = signal.event
+        return cls(rule=signal.rule, event_id=event.event_id, time=event.time, source=event.source, origin=event.origin)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.rule, self.event_id)
+
+
+class Incident(BaseModel):
+    id: str
+    title: str
+    rules: list[str] = Field(default_factory=list)  # rules that raised it (correlation or standalone), in order
+    severity: Severity
+    first_seen: datetime
+    last_seen: datetime
+    entities: list[Entity] = Field(default_factory=list)
+    signals: list[SignalRef] = Field(default_factory=list)
+    merged_into: str | None = None  # set when a later signal proved two incidents one; the survivor keeps its id
+    updated_seq: int = 0  # bumped on every change, so a shell can tell which incidents a run touched
+
+    def add_signal(self, signal: Signal) -> bool:
+        """Add one signal and its entities; False when it was already part of the incident."""
+        ref = SignalRef.of(signal)
+        if any(existing.key == ref.key for existing in self.signals):
+            return False
+        self.signals.append(ref)
+        self.signals.sort(key=lambda s: (s.time, s.rule, s.event_id))
+        known = {entity.key for entity in self.entities}
+        for entity in signal.event.entities():
+            if entity.key not in known:
+                self.entities.append(entity)
+                known.add(entity.key)
+        self.first_seen = min(self.first_seen, signal.time)
+        self.last_seen = max(self.last_seen, signal.time)
+        return True
+
+    def raise_by(self, rule: str, severity: Severity) -> None:
+        if rule not in self.rules:
+            self.rules.append(rule)
+        if severity.rank > self.severity.rank:
+            self.severity = severity

@@ -1,0 +1,136 @@
+"""SQLite state: the embedded default for `cordon replay`, kept across runs so windows continue.
+
+Signals are append-only rows; a second table indexes them by partition (entity or correlation group) and
+event time, the same access path the DynamoDB signal table has in AWS.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from correlators.errors import StateError
+from correlators.signals import Incident, Signal
+from correlators.state.base import StateStore
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS signals (id TEXT PRIMARY KEY, time REAL NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS signals_by_time ON signals (time);
+CREATE TABLE IF NOT EXISTS signal_partitions (
+    partition TEXT NOT NULL, time REAL NOT NULL, signal_id TEXT NOT NULL,
+    PRIMARY KEY (partition, time, signal_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS partitions_by_signal ON signal_partitions (signal_id);
+CREATE TABLE IF NOT EXISTS events_seen (key TEXT PRIMARY KEY, time REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY, last_seen REAL NOT NULL, live INTEGER NOT NULL, body TEXT NOT NULL);
+"""
+
+
+def _ts(time: datetime) -> float:
+    return time.timestamp()
+
+
+class SqliteStore(StateStore):
+    def __init__(self, path: str | Path) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(path))
+            # WAL and NORMAL sync: a crash may lose the last transactions of a replay, never corrupt the file.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            version = self.get_meta("schema_version")
+        except sqlite3.DatabaseError as error:
+            raise StateError(f"{path}: not a Cordon state database ({error})") from None
+        if version is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        elif version != SCHEMA_VERSION:
+            raise StateError(f"{path}: state schema {version}, this Cordon reads {SCHEMA_VERSION}")
+
+    def put_signal(self, signal: Signal, partitions: Iterable[str]) -> bool:
+        with self._db:
+            inserted = self._db.execute(
+                "INSERT OR IGNORE INTO signals (id, time, body) VALUES (?, ?, ?)",
+                (signal.id, _ts(signal.time), signal.model_dump_json()),
+            ).rowcount
+            if not inserted:
+                return False
+            self._db.executemany(
+                "INSERT OR IGNORE INTO signal_partitions (partition, time, signal_id) VALUES (?, ?, ?)",
+                [(p, _ts(signal.time), signal.id) for p in set(partitions)],
+            )
+        return True
+
+    def signals(self, partition: str, start: datetime, end: datetime) -> list[Signal]:
+        rows = self._db.execute(
+            "SELECT s.body FROM signal_partitions p JOIN signals s ON s.id = p.signal_id"
+            " WHERE p.partition = ? AND p.time BETWEEN ? AND ? ORDER BY p.time, p.signal_id",
+            (partition, _ts(start), _ts(end)),
+        )
+        return [Signal.model_validate_json(body) for (body,) in rows]
+
+    def signal_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM signals").fetchone()[0])
+
+    def _drop_where(self, condition: str, params: tuple[object, ...]) -> int:
+        with self._db:
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM doomed")
+            self._db.execute(f"INSERT INTO doomed SELECT id FROM signals {condition}", params)  # noqa: S608
+            self._db.execute("DELETE FROM signal_partitions WHERE signal_id IN (SELECT id FROM doomed)")
+            return self._db.execute("DELETE FROM signals WHERE id IN (SELECT id FROM doomed)").rowcount
+
+    def expire_signals(self, before: datetime) -> int:
+        return self._drop_where("WHERE time < ?", (_ts(before),))
+
+    def evict_stalest(self, keep: int) -> int:
+        excess = self.signal_count() - keep
+        if excess <= 0:
+            return 0
+        return self._drop_where("ORDER BY time, id LIMIT ?", (excess,))
+
+    def remember_event(self, key: str, time: datetime) -> bool:
+        with self._db:
+            return bool(
+                self._db.execute(
+                    "INSERT OR IGNORE INTO events_seen (key, time) VALUES (?, ?)", (key, _ts(time))
+                ).rowcount
+            )
+
+    def forget_events(self, before: datetime) -> int:
+        with self._db:
+            return self._db.execute("DELETE FROM events_seen WHERE time < ?", (_ts(before),)).rowcount
+
+    def put_incident(self, incident: Incident) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO incidents (id, last_seen, live, body) VALUES (?, ?, ?, ?)",
+                (incident.id, _ts(incident.last_seen), incident.merged_into is None, incident.model_dump_json()),
+            )
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        row = self._db.execute("SELECT body FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return Incident.model_validate_json(row[0]) if row else None
+
+    def incidents(self, *, since: datetime | None = None) -> list[Incident]:
+        floor = _ts(since) if since else _ts(datetime(1970, 1, 1, tzinfo=UTC))
+        rows = self._db.execute("SELECT body FROM incidents WHERE live = 1 AND last_seen >= ?", (floor,))
+        found = [Incident.model_validate_json(body) for (body,) in rows]
+        return sorted(found, key=lambda i: (i.first_seen, i.id))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        self._db.close()
