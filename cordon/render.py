@@ -39,10 +39,14 @@ def _incident_panel(incident: Incident) -> Panel:
         shown = ", ".join(ids[:4]) + (f" (+{len(ids) - 4} more)" if len(ids) > 4 else "")
         facts.add_row(kind, shown)
     timeline = Table(show_edge=False, box=None, header_style="dim", pad_edge=False)
-    for column in ("time", "source", "rule", "event"):
-        timeline.add_column(column)
+    for column in ("time", "source", "what", "rules"):
+        timeline.add_column(column, overflow="fold")
+    # One row per event: several rules often match the same call, and the analyst reads events.
+    rules_by_event: dict[tuple[object, str, str, str], list[str]] = defaultdict(list)
     for signal in incident.signals:
-        timeline.add_row(f"{signal.time:%H:%M:%S}", signal.source, signal.rule, signal.event_id)
+        rules_by_event[(signal.time, signal.source, signal.event_id, signal.what)].append(signal.rule)
+    for (time, source, _, what), rules in rules_by_event.items():
+        timeline.add_row(f"{time:%H:%M:%S}", source, what, ", ".join(rules))
     return Panel(Group(facts, Text(""), timeline), title=header, title_align="left", expand=True)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import networkx as nx
 
-from correlators.model import IDENTITY_TYPES, Entity, Severity
+from correlators.model import IDENTITY_TYPES, Entity, EntityType, Severity
 from correlators.signals import Incident, Signal
 from correlators.state.base import StateStore
 
@@ -28,6 +28,23 @@ def identity_entities(signals: Iterable[Signal]) -> list[Entity]:
             if entity.type in IDENTITY_TYPES and not (entity.type == "principal" and not entity.id.startswith("arn:")):
                 found.setdefault(entity.key, entity)
     return list(found.values())
+
+
+def linking_entities(signals: Iterable[Signal]) -> list[Entity]:
+    """The nodes that tie these signals to an incident: their identities, or, for a signal that names no
+    identity (an alarm, a finding about a resource), the resources it is about."""
+    found: dict[str, Entity] = {}
+    for signal in signals:
+        identities = identity_entities([signal])
+        if not identities:
+            identities = [e for e in signal.event.entities() if e.type not in _NEVER_LINKING]
+        for entity in identities:
+            found.setdefault(entity.key, entity)
+    return list(found.values())
+
+
+# Shared by everyone: never a reason to put two signals in one incident.
+_NEVER_LINKING = frozenset({EntityType.SOURCE_IP, EntityType.ACCOUNT, EntityType.OBJECT, EntityType.BUCKET})
 
 
 def _incident_id(rule: str, first: Signal) -> str:
@@ -47,14 +64,13 @@ class IncidentGraph:
         self.touched: set[str] = set()  # incidents created or changed by this process
         self.created = 0
         for incident in store.incidents():
-            self._link(incident.id, incident.entities)
+            self._link(incident)
 
-    def _link(self, incident_id: str, entities: Iterable[Entity]) -> None:
-        node = _node(incident_id)
+    def _link(self, incident: Incident) -> None:
+        node = _node(incident.id)
         self._links.add_node(node, kind="incident")
-        for entity in entities:
-            if entity.type in IDENTITY_TYPES:
-                self._links.add_edge(node, entity.key)
+        for key in incident.links:
+            self._links.add_edge(node, key)
 
     def _open_incidents(self, entities: Iterable[Entity], at: datetime) -> list[Incident]:
         found: dict[str, Incident] = {}
@@ -77,7 +93,7 @@ class IncidentGraph:
     ) -> Incident:
         """Open or update the incident these signals belong to; `rule` raised it with `severity`."""
         signals = sorted(signals, key=lambda s: s.sort_key)
-        links = [*identity_entities(signals), *extra_links]
+        links = [*linking_entities(signals), *extra_links]
         at = signals[-1].time
         matches = self._open_incidents(links, at)
         if matches:
@@ -91,7 +107,7 @@ class IncidentGraph:
                 first_seen=first.time, last_seen=first.time,
             )
             self.created += 1
-            signals = self._earlier_context(links, first.time) + signals
+            signals = self._earlier_context(links, first.time, at) + signals
         before = incident.severity
         incident.raise_by(rule, severity)
         if incident.severity is not before or not incident.rules[1:]:
@@ -103,21 +119,21 @@ class IncidentGraph:
 
     def attach_context(self, signal: Signal) -> Incident | None:
         """A signal that raises nothing still joins the open incident of its identity, for the timeline."""
-        links = identity_entities([signal])
+        links = linking_entities([signal])
         matches = self._open_incidents(links, signal.time)
         if not matches:
             return None
         incident = matches[0]
         if incident.add_signal(signal):
-            self._save(incident, links)
+            self._save(incident, ())  # context never widens what the incident links to
         return incident
 
-    def _earlier_context(self, links: list[Entity], before: datetime) -> list[Signal]:
-        """What the incident's identities did in the window before it opened."""
+    def _earlier_context(self, links: list[Entity], first: datetime, at: datetime) -> list[Signal]:
+        """What the incident's identities did from one window before its first signal until it opened."""
         context: dict[str, Signal] = {}
         for entity in links:
             if entity.type in IDENTITY_TYPES:
-                for signal in self._store.signals(f"entity|{entity.key}", before - self._window, before):
+                for signal in self._store.signals(f"entity|{entity.key}", first - self._window, at):
                     context.setdefault(signal.id, signal)
         return sorted(context.values(), key=lambda s: s.sort_key)
 
@@ -132,19 +148,18 @@ class IncidentGraph:
             into.raise_by(rule, other.severity)
         into.first_seen = min(into.first_seen, other.first_seen)
         into.last_seen = max(into.last_seen, other.last_seen)
+        into.links.extend(key for key in other.links if key not in into.links)
         other.merged_into = into.id
         self._store.put_incident(other)
         self._links.remove_node(_node(other.id))
         self.touched.discard(other.id)
-        self._link(into.id, other.entities)
+        self._link(into)
 
     def _save(self, incident: Incident, links: Iterable[Entity]) -> None:
+        incident.links.extend(e.key for e in links if e.key not in incident.links)
         incident.updated_seq += 1
         self._store.put_incident(incident)
-        self._link(incident.id, [*incident.entities, *links])
-        node = _node(incident.id)
-        for entity in links:  # correlation group entities (an endpoint) link this incident too
-            self._links.add_edge(node, entity.key)
+        self._link(incident)
         self.touched.add(incident.id)
 
     def forget_before(self, horizon: datetime) -> None:

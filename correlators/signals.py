@@ -40,12 +40,19 @@ class SignalRef(BaseModel):
     event_id: str
     time: datetime
     source: str
+    what: str = ""  # the API call, finding type or alarm, for people reading a timeline
     origin: str = ""
 
     @classmethod
     def of(cls, signal: Signal) -> SignalRef:
         event = signal.event
-        return cls(rule=signal.rule, event_id=event.event_id, time=event.time, source=event.source, origin=event.origin)
+        what = (event.finding.type if event.finding else event.action) or ""
+        if event.alarm is not None:
+            what = f"alarm {event.alarm.name}"
+        return cls(
+            rule=signal.rule, event_id=event.event_id, time=event.time, source=event.source, what=what,
+            origin=event.origin,
+        )
 
     @property
     def key(self) -> tuple[str, str]:
@@ -61,6 +68,9 @@ class Incident(BaseModel):
     last_seen: datetime
     entities: list[Entity] = Field(default_factory=list)
     signals: list[SignalRef] = Field(default_factory=list)
+    # Entity keys that tie signals to this incident (identities; a correlation's group entity; the resource of
+    # an alarm that names no identity). The other entities only describe it.
+    links: list[str] = Field(default_factory=list)
     merged_into: str | None = None  # set when a later signal proved two incidents one; the survivor keeps its id
     updated_seq: int = 0  # bumped on every change, so a shell can tell which incidents a run touched
 
