@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def _replay(args: argparse.Namespace) -> int:
     from cordon.render import render_text
     from cordon.replay import load_ruleset, replay
 
+    missing = [p for p in args.paths if p != "-" and not Path(p).exists()]
+    if missing:
+        raise InputError(f"no such file or folder: {', '.join(missing)}")
     config = load_config(args.config)
     rules = load_ruleset(config, args.rules)
     result = replay(args.paths, config, rules, state_url=args.state, stdin=sys.stdin.buffer)
@@ -55,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as error:  # noqa: BLE001 - the last line of defence: say so, keep the traceback for a report
+        traceback.print_exc(file=sys.stderr)
+        print(f"cordon: internal error: {error}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -24,10 +24,6 @@ _ENTITY_FIELDS = {kind.value: kind for kind in EntityType}
 _GROUP_SEPARATOR = "\x1f"
 
 
-def correlation_key(rule: CorrelationRule) -> str:
-    return rule.name or rule.id or rule.title
-
-
 @dataclass(frozen=True)
 class Firing:
     """A correlation rule held for one group: the signals in the satisfying window and the group's entities."""
@@ -50,7 +46,7 @@ def field_values(signal: Signal, name: str) -> list[str]:
 class Correlator:
     def __init__(self, ruleset: RuleSet) -> None:
         self._by_base_rule: dict[str, list[CorrelationRule]] = {}
-        correlation_keys = {correlation_key(c) for c in ruleset.correlations}
+        correlation_keys = {c.key for c in ruleset.correlations}
         for correlation in ruleset.correlations:
             nested = [r for r in correlation.rules if r in correlation_keys]
             if nested:
@@ -87,7 +83,7 @@ class Correlator:
 
 
 def _partition(rule: CorrelationRule, group: tuple[str, ...]) -> str:
-    return f"corr|{correlation_key(rule)}|{_GROUP_SEPARATOR.join(group)}"
+    return f"corr|{rule.key}|{_GROUP_SEPARATOR.join(group)}"
 
 
 def _field_for(rule: CorrelationRule, field: str, signal: Signal) -> str:

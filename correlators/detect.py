@@ -20,10 +20,6 @@ SECURITYHUB_RULE = "securityhub-finding"
 ALARM_RULE = "cloudwatch-alarm"
 
 
-def rule_key(rule: DetectionRule) -> str:
-    return rule.name or rule.id or rule.title
-
-
 class Detector:
     def __init__(self, ruleset: RuleSet) -> None:
         self._rules_by_source: dict[EventSource, list[DetectionRule]] = {source: [] for source in EventSource}
@@ -40,7 +36,7 @@ class Detector:
                 if rule.matches(fields):
                     signals.append(
                         Signal(
-                            rule=rule_key(rule),
+                            rule=rule.key,
                             title=rule.title,
                             severity=rule.level or Severity.MEDIUM,
                             standalone=rule.generate,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from correlators.config import Config
-from correlators.correlate import Correlator, Firing, correlation_key
+from correlators.correlate import Correlator, Firing
 from correlators.detect import Detector
 from correlators.incidents import IncidentGraph, identity_entities
 from correlators.model import NormalizedEvent
@@ -119,7 +119,7 @@ class Pipeline:
         rule = firing.rule
         severity = rule.level or max((s.severity for s in firing.signals), key=lambda s: s.rank)
         self.incidents.raise_incident(
-            correlation_key(rule), rule.title, severity, list(firing.signals), firing.group_entities
+            rule.key, rule.title, severity, list(firing.signals), firing.group_entities
         )
 
     def _housekeeping(self) -> None:

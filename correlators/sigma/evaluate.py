@@ -1,0 +1,362 @@
+"""Native Sigma matching: a parsed pySigma rule compiled once into closures that test one event's fields.
+
+Cordon never converts rules into a query language; it walks pySigma's post-processed condition tree
+(AND / OR / NOT over field-equals-value and keyword leaves) and builds a predicate per leaf. Everything costly
+(lower-casing, wildcard and regular-expression compilation, CIDR parsing) happens here, at load time, because
+every rule runs on every event.
+
+Semantics, per the Sigma specification:
+- strings compare case-insensitively unless `cased`; `*` and `?` are wildcards, escaped ones are literal;
+- a field matches when any of its values matches (CloudTrail lists, flattened paths);
+- numbers and strings meet on their text: `'200'` matches 200 and `200` matches `'200'`; JSON booleans read as
+  `true` / `false`;
+- `null` and `|exists: false` both match an absent or null field; `|exists: true` is their complement;
+- regular expressions are case-sensitive unless `|i`, and run on the engine pySigma validated them with (RE2 by
+  default: linear time, so an attacker-chosen user agent cannot stall the correlator).
+
+Whatever this module cannot evaluate is a `RuleError` at load time, never a rule that silently matches nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import operator
+import re
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import Any
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.modifiers import (
+    SigmaExpandModifier,
+    SigmaModifier,
+    SigmaTimestampModifier,
+    reverse_modifier_mapping,
+)
+from sigma.policy import default_policy
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaString,
+    SigmaTimestampPart,
+    SpecialChars,
+)
+
+from correlators.errors import RuleError
+from correlators.sigma.fields import CORDON_FIELDS, FieldView, is_known_field
+
+Matcher = Callable[[FieldView], bool]
+ValueTest = Callable[[Any], bool]
+# (field, modifier) -> "path:line" of the detection key that wrote them
+Locate = Callable[[str | None, str | None], str]
+
+# Why a modifier pySigma accepts is refused, for the error message.
+_UNSUPPORTED_MODIFIERS: dict[type[SigmaModifier[Any, Any]], str] = {
+    SigmaExpandModifier: "its %placeholders% are filled by a conversion pipeline, which Cordon does not run",
+    SigmaTimestampModifier: "date-part matching is not implemented",
+}
+
+_WILDCARDS = {SpecialChars.WILDCARD_MULTI: ".*", SpecialChars.WILDCARD_SINGLE: "."}
+
+_COMPARE = {
+    CompareOperators.LT: operator.lt,
+    CompareOperators.LTE: operator.le,
+    CompareOperators.GT: operator.gt,
+    CompareOperators.GTE: operator.ge,
+    CompareOperators.NEQ: operator.ne,
+}
+
+
+class _Unsupported(Exception):
+    def __init__(self, what: str, field: str | None = None, modifier: str | None = None) -> None:
+        super().__init__(what)
+        self.what, self.field, self.modifier = what, field, modifier
+
+
+def compile_rule(rule: SigmaRule, locate: Locate | None = None) -> Matcher:
+    """One predicate for the whole rule. Raises RuleError naming the rule, the file and what is unsupported.
+
+    pySigma parses conditions on first use, so a broken condition raises its SigmaConditionError from here.
+    """
+    path = str(rule.source.path) if rule.source else "<rule>"
+    locate = locate or (lambda field, modifier: path)
+    validate_detections(rule.title, rule.detection.detections.values(), locate)
+    try:
+        trees = [condition.parsed for condition in rule.detection.parsed_condition]
+        # Several conditions in one rule are alternatives (Sigma specification).
+        return _any_of([_compile_node(tree) for tree in trees])
+    except _Unsupported as error:
+        raise RuleError(f"rule '{rule.title}': {error.what}", where=locate(error.field, error.modifier)) from None
+
+
+def validate_detections(title: str, detections: Iterable[SigmaDetection], locate: Locate) -> None:
+    """Refuse unsupported modifiers, values and `cordon.*` fields, naming the rule and where they are written."""
+    try:
+        for detection in detections:
+            _check_detection(detection)
+    except _Unsupported as error:
+        raise RuleError(f"rule '{title}': {error.what}", where=locate(error.field, error.modifier)) from None
+
+
+def _check_detection(detection: SigmaDetection | SigmaDetectionItem) -> None:
+    # Checked on the detection items, not the condition tree: only the items still know their modifiers.
+    if isinstance(detection, SigmaDetection):
+        for item in detection.detection_items:
+            _check_detection(item)
+        return
+    field = detection.field
+    for modifier in detection.modifiers:
+        for refused, why in _UNSUPPORTED_MODIFIERS.items():
+            if issubclass(modifier, refused):
+                name = reverse_modifier_mapping.get(modifier.__name__, modifier.__name__)
+                raise _Unsupported(f"modifier '{name}' on field '{field}' is not supported: {why}", field, name)
+    if field is not None and not is_known_field(field):
+        raise _Unsupported(_unknown_field(field), field)
+    for value in detection.value:
+        try:
+            _value_test(value)
+        except _Unsupported as error:
+            raise _Unsupported(f"{error.what} (field '{field}')", field) from None
+        if isinstance(value, SigmaFieldReference) and not is_known_field(value.field):
+            raise _Unsupported(_unknown_field(value.field), field, "fieldref")
+
+
+def _unknown_field(field: str) -> str:
+    return f"unknown field '{field}', valid cordon.* fields: {', '.join(sorted(CORDON_FIELDS))}"
+
+
+def _compile_node(node: Any) -> Matcher:
+    if isinstance(node, ConditionAND):
+        return _all_of([_compile_node(arg) for arg in node.args])
+    if isinstance(node, ConditionOR):
+        return _any_of([_compile_node(arg) for arg in node.args])
+    if isinstance(node, ConditionNOT):
+        inner = _compile_node(node.args[0])
+        return lambda view: not inner(view)
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        return _field_matcher(node.field, node.value)
+    if isinstance(node, ConditionValueExpression):
+        return _keyword_matcher(node.value)
+    raise _Unsupported(f"condition element {type(node).__name__} is not supported")
+
+
+def _all_of(matchers: list[Matcher]) -> Matcher:
+    if len(matchers) == 1:
+        return matchers[0]
+
+    def match(view: FieldView) -> bool:
+        return all(matcher(view) for matcher in matchers)
+
+    return match
+
+
+def _any_of(matchers: list[Matcher]) -> Matcher:
+    if len(matchers) == 1:
+        return matchers[0]
+
+    def match(view: FieldView) -> bool:
+        return any(matcher(view) for matcher in matchers)
+
+    return match
+
+
+def _field_matcher(field: str, value: Any) -> Matcher:
+    if isinstance(value, SigmaNull):
+        return lambda view: _is_null(view.get(field))
+    if isinstance(value, SigmaExists):
+        wanted = value.exists
+        return lambda view: (not _is_null(view.get(field))) == wanted
+    if isinstance(value, SigmaFieldReference):
+        return _fieldref_matcher(field, value)
+    test = _value_test(value)
+    return lambda view: _any_value(test, view.get(field))
+
+
+def _keyword_matcher(value: Any) -> Matcher:
+    if isinstance(value, (SigmaNull, SigmaExists, SigmaFieldReference)):
+        raise _Unsupported(f"{type(value).__name__} needs a field, it cannot be a keyword")
+    test = _value_test(value)
+    return lambda view: _any_value(test, view.all_values())
+
+
+def _any_value(test: ValueTest, values: Iterable[Any]) -> bool:
+    return any(test(value) for value in values)
+
+
+def _is_null(values: list[Any]) -> bool:
+    return not values or any(value is None for value in values)
+
+
+def _fieldref_matcher(field: str, reference: SigmaFieldReference) -> Matcher:
+    """`field|fieldref: other`: some value of `field` equals (or starts/ends with) some value of `other`."""
+    if reference.starts_with and reference.ends_with:
+        relation: Callable[[str, str], bool] = operator.contains  # contains(mine, theirs): theirs in mine
+    elif reference.starts_with:
+        relation = str.startswith
+    elif reference.ends_with:
+        relation = str.endswith
+    else:
+        relation = operator.eq
+    other = reference.field
+
+    def match(view: FieldView) -> bool:
+        theirs = [text.lower() for text in map(_text, view.get(other)) if text is not None]
+        return any(
+            relation(mine.lower(), their)
+            for mine in map(_text, view.get(field))
+            if mine is not None
+            for their in theirs
+        )
+
+    return match
+
+
+def _value_test(value: Any) -> ValueTest:
+    """A test of one scalar against one Sigma value. Subclasses come before their bases."""
+    if isinstance(value, SigmaCasedString):
+        return _string_test(value, cased=True)
+    if isinstance(value, SigmaString):
+        return _string_test(value, cased=False)
+    if isinstance(value, SigmaTimestampPart):
+        raise _Unsupported("date-part values (minute, hour, day, week, month, year) are not supported")
+    if isinstance(value, SigmaNumber):
+        return _number_test(value.number)
+    if isinstance(value, SigmaBool):
+        return _bool_test(value.boolean)
+    if isinstance(value, SigmaRegularExpression):
+        return _regex_test(value)
+    if isinstance(value, SigmaCIDRExpression):
+        return _cidr_test(value)
+    if isinstance(value, SigmaCompareExpression):
+        return _compare_test(value)
+    if isinstance(value, SigmaExpansion):
+        tests = [_value_test(item) for item in value.values]
+        return lambda scalar: any(test(scalar) for test in tests)
+    if isinstance(value, (SigmaNull, SigmaExists, SigmaFieldReference)):
+        return lambda scalar: False  # handled at the field level; never reached for a single scalar
+    raise _Unsupported(f"value type {type(value).__name__} is not supported")
+
+
+def _text(value: Any) -> str | None:
+    """The text Sigma compares strings with: JSON spelling for booleans, decimal for numbers, None otherwise."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return None
+
+
+def _number(value: Any) -> int | float | None:
+    if isinstance(value, bool):  # True == 1 in Python, not in Sigma
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _string_test(value: SigmaString, *, cased: bool) -> ValueTest:
+    parts: list[str | SpecialChars] = []
+    for part in value.iter_parts():
+        if isinstance(part, Placeholder):
+            raise _Unsupported("placeholders (%name%) are not supported: no pipeline fills them")
+        parts.append(part)
+    fold: Callable[[str], str] = (lambda text: text) if cased else str.lower
+    literals = [fold(part) if isinstance(part, str) else part for part in parts]
+    star = SpecialChars.WILDCARD_MULTI
+    plain = [part for part in literals if isinstance(part, str)]
+    # The common shapes (exact, contains, startswith, endswith) avoid regular expressions altogether.
+    if SpecialChars.WILDCARD_SINGLE not in literals and len(plain) <= 1:
+        needle = plain[0] if plain else ""
+        shape = tuple(part is star for part in literals)
+        if shape in ((), (False,)):
+            return _text_test(fold, lambda text: text == needle)
+        if shape == (True, False, True):
+            return _text_test(fold, lambda text: needle in text)
+        if shape == (False, True):
+            return _text_test(fold, lambda text: text.startswith(needle))
+        if shape == (True, False):
+            return _text_test(fold, lambda text: text.endswith(needle))
+        if shape in ((True,), (True, True)):
+            return lambda scalar: _text(scalar) is not None
+    pattern = "".join(re.escape(part) if isinstance(part, str) else _WILDCARDS[part] for part in literals)
+    compiled = re.compile(pattern, re.DOTALL if cased else re.DOTALL | re.IGNORECASE)
+    return _text_test(lambda text: text, lambda text: compiled.fullmatch(text) is not None)
+
+
+def _text_test(fold: Callable[[str], str], test: Callable[[str], bool]) -> ValueTest:
+    def match(scalar: Any) -> bool:
+        text = _text(scalar)
+        return text is not None and test(fold(text))
+
+    return match
+
+
+def _number_test(number: int | float) -> ValueTest:
+    return lambda scalar: _number(scalar) == number
+
+
+def _bool_test(boolean: bool) -> ValueTest:
+    spelled = "true" if boolean else "false"
+    return lambda scalar: scalar is boolean or (isinstance(scalar, str) and scalar.lower() == spelled)
+
+
+def _regex_test(value: SigmaRegularExpression) -> ValueTest:
+    flags = 0
+    for flag in value.flags:
+        flags |= SigmaRegularExpression.sigma_to_python_flags[flag]
+    engine = (value.policy or default_policy).regex_engine
+    compiled = engine.compile(str(value.regexp), flags)
+    return _text_test(lambda text: text, lambda text: compiled.search(text) is not None)
+
+
+def _cidr_test(value: SigmaCIDRExpression) -> ValueTest:
+    network = value.network
+
+    def match(scalar: Any) -> bool:
+        address = _ip(scalar) if isinstance(scalar, str) else None
+        return address is not None and address.version == network.version and address in network
+
+    return match
+
+
+@lru_cache(maxsize=4096)
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:  # "AWS Internal", a service name: not an address
+        return None
+
+
+def _compare_test(value: SigmaCompareExpression) -> ValueTest:
+    compare = _COMPARE[value.op]
+    limit = value.number.number
+
+    def match(scalar: Any) -> bool:
+        number = _number(scalar)
+        return number is not None and compare(number, limit)
+
+    return match
