@@ -7,12 +7,10 @@ the rules say: a GuardDuty or Security Hub finding with its own severity, a Clou
 from __future__ import annotations
 
 from correlators.model import EventSource, NormalizedEvent, Severity
+from correlators.normalize import INACTIVE_FINDING_STATUSES
 from correlators.signals import Signal
 from correlators.sigma.fields import FieldView
 from correlators.sigma.loader import DetectionRule, RuleSet
-
-# Finding states that mean a person or the control already closed it: not a signal.
-_CLOSED_FINDING_STATES = frozenset({"archived", "resolved", "suppressed", "passed"})
 
 # Implicit rule names for signals that exist without a Sigma rule.
 GUARDDUTY_RULE = "guardduty-finding"
@@ -49,7 +47,7 @@ class Detector:
 def _implicit_signals(event: NormalizedEvent) -> list[Signal]:
     if event.finding is not None:
         finding = event.finding
-        if (finding.status or "").lower() in _CLOSED_FINDING_STATES:
+        if (finding.status or "").upper() in INACTIVE_FINDING_STATUSES:  # closed by a person or a passed control
             return []
         rule = GUARDDUTY_RULE if event.source is EventSource.GUARDDUTY else SECURITYHUB_RULE
         title = finding.title or finding.type

@@ -1,0 +1,125 @@
+"""Turn one raw record into normalized events: tell the source apart, parse it, resolve identities, enrich.
+
+    events = normalize(record, config)   # list[NormalizedEvent], or raises EventRejectedError(reason, where)
+
+A record is an EventBridge event (CloudTrail API call, GuardDuty finding, Security Hub findings, CloudWatch alarm
+state change), or what such an event carries bare: a CloudTrail record, a GuardDuty finding, an ASFF finding.
+A Security Hub event may carry several findings: one event each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from correlators.config import Config
+from correlators.errors import EventRejectedError
+from correlators.ingest import RawRecord
+from correlators.model import NormalizedEvent
+from correlators.normalize.cloudtrail import looks_like_cloudtrail, normalize_cloudtrail
+from correlators.normalize.cloudwatch import normalize_alarm
+from correlators.normalize.enrich import enrich
+from correlators.normalize.fields import Envelope, text
+from correlators.normalize.guardduty import looks_like_guardduty, normalize_guardduty
+from correlators.normalize.securityhub import looks_like_asff, normalize_asff
+
+__all__ = ["INACTIVE_FINDING_STATUSES", "SUPPORTED_DETAIL_TYPES", "normalize"]
+
+# Finding.status values that mean "nothing to act on": archived or closed findings, passed controls.
+INACTIVE_FINDING_STATUSES = frozenset({"ARCHIVED", "RESOLVED", "SUPPRESSED", "PASSED"})
+
+_Parser = Callable[[dict[str, Any], str, Envelope], list[NormalizedEvent]]
+
+
+def _one(parse: Callable[[dict[str, Any], str, Envelope], NormalizedEvent]) -> _Parser:
+    return lambda detail, origin, envelope: [parse(detail, origin, envelope)]
+
+
+def _findings(detail: dict[str, Any], origin: str, envelope: Envelope) -> list[NormalizedEvent]:
+    findings = detail.get("findings")
+    if not isinstance(findings, list) or not findings:
+        raise EventRejectedError("Security Hub event: detail.findings: expected a non-empty list of ASFF findings")
+    events = []
+    for index, finding in enumerate(findings):
+        if not isinstance(finding, dict):
+            raise EventRejectedError(f"Security Hub event: detail.findings[{index}]: expected an object")
+        try:
+            events.append(normalize_asff(finding, origin, envelope))
+        except EventRejectedError as error:
+            # One malformed finding rejects the event: AWS sends one finding per event, so a bad one means a
+            # broken producer, and a partial event would hide that.
+            raise EventRejectedError(f"Security Hub event: detail.findings[{index}]: {error.reason}") from None
+    return events
+
+
+_CLOUDTRAIL = _one(normalize_cloudtrail)
+
+SUPPORTED_DETAIL_TYPES: dict[str, _Parser] = {
+    "AWS API Call via CloudTrail": _CLOUDTRAIL,
+    # The same CloudTrail record shape, for sign-ins (ConsoleLogin) and service-initiated events.
+    "AWS Console Sign In via CloudTrail": _CLOUDTRAIL,
+    "AWS Service Event via CloudTrail": _CLOUDTRAIL,
+    "GuardDuty Finding": _one(normalize_guardduty),
+    "Security Hub Findings - Imported": _findings,
+    "Security Hub Findings": _findings,  # the older name, still in collectors' test data
+    "Security Hub Findings - Custom Action": _findings,
+    "CloudWatch Alarm State Change": _one(normalize_alarm),
+}
+
+_EXPECTED = (
+    "expected an EventBridge event (detail-type, detail), a CloudTrail record (eventVersion, eventTime, "
+    "eventName, eventSource), a GuardDuty finding (type, service.serviceName 'guardduty'), "
+    "or an ASFF finding (SchemaVersion, ProductArn, Id)"
+)
+
+
+def normalize(record: RawRecord, config: Config) -> list[NormalizedEvent]:
+    """The normalized, enriched events in one record, or EventRejectedError (carrying `record.where`)."""
+    try:
+        events = _parse(record.payload, record.where)
+    except EventRejectedError as error:
+        raise EventRejectedError(error.reason, where=record.where) from None
+    return [enrich(event, config) for event in events]
+
+
+def _parse(payload: dict[str, Any], origin: str) -> list[NormalizedEvent]:
+    if "detail-type" in payload:
+        return _parse_envelope(payload, origin)
+    if isinstance(payload.get("detail"), dict):
+        # An EventBridge fragment without its detail-type (as in some sample events): read what it carries.
+        return _parse_bare(payload["detail"], origin, _envelope_of(payload))
+    return _parse_bare(payload, origin, Envelope())
+
+
+def _parse_envelope(payload: dict[str, Any], origin: str) -> list[NormalizedEvent]:
+    detail_type = payload["detail-type"]
+    parse = SUPPORTED_DETAIL_TYPES.get(detail_type) if isinstance(detail_type, str) else None
+    if parse is None:
+        supported = ", ".join(f"'{name}'" for name in SUPPORTED_DETAIL_TYPES)
+        raise EventRejectedError(f"unsupported detail-type {detail_type!r} (supported: {supported})")
+    detail = payload.get("detail")
+    if not isinstance(detail, dict):
+        raise EventRejectedError(f"{detail_type} event: detail: expected an object")
+    return parse(detail, origin, _envelope_of(payload))
+
+
+def _parse_bare(document: dict[str, Any], origin: str, envelope: Envelope) -> list[NormalizedEvent]:
+    if looks_like_cloudtrail(document):
+        return [normalize_cloudtrail(document, origin, envelope)]
+    if looks_like_asff(document):
+        return [normalize_asff(document, origin, envelope)]
+    if looks_like_guardduty(document):
+        return [normalize_guardduty(document, origin, envelope)]
+    if isinstance(document.get("findings"), list):  # the detail of a Security Hub event
+        return _findings(document, origin, envelope)
+    keys = ", ".join(list(document)[:6]) + (", ..." if len(document) > 6 else "")
+    raise EventRejectedError(f"not a security event: {_EXPECTED}; got an object with keys {keys or '(none)'}")
+
+
+def _envelope_of(payload: dict[str, Any]) -> Envelope:
+    return Envelope(
+        id=text(payload.get("id")),
+        account=text(payload.get("account")),
+        region=text(payload.get("region")),
+        time=text(payload.get("time")),
+    )

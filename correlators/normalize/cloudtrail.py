@@ -1,0 +1,146 @@
+"""CloudTrail records (from S3 log files, or the `detail` of an `AWS API Call via CloudTrail` event)."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from typing import Any
+
+from correlators.model import EventSource, NormalizedEvent, Resource
+from correlators.normalize import identity
+from correlators.normalize import resources as res
+from correlators.normalize.fields import Envelope, SourceModel, Timestamp, dig, text, validate
+
+LABEL = "CloudTrail record"
+
+
+class CloudTrailRecord(SourceModel):
+    eventID: str | None = None
+    eventTime: Timestamp
+    eventSource: str
+    eventName: str
+    awsRegion: str | None = None
+    recipientAccountId: str | None = None
+    userIdentity: dict[str, Any] | None = None
+    sourceIPAddress: str | None = None
+    userAgent: str | None = None
+    errorCode: str | None = None
+    requestParameters: dict[str, Any] | None = None
+    responseElements: dict[str, Any] | None = None
+    resources: list[dict[str, Any]] | None = None
+
+
+def looks_like_cloudtrail(document: dict[str, Any]) -> bool:
+    # Loose on purpose: a record missing eventTime is still CloudTrail, and deserves "eventTime: missing".
+    return "eventVersion" in document or {"eventName", "eventSource"} <= document.keys()
+
+
+def normalize_cloudtrail(document: dict[str, Any], origin: str, envelope: Envelope | None = None) -> NormalizedEvent:
+    envelope = envelope or Envelope()
+    record = validate(CloudTrailRecord, _with_insight_fields(document), LABEL)
+    account = record.recipientAccountId or text(dig(record.userIdentity, "accountId")) or envelope.account
+    region = record.awsRegion or envelope.region
+    service = record.eventSource.removesuffix(".amazonaws.com")
+    return NormalizedEvent(
+        event_id=record.eventID or content_id(document),
+        time=record.eventTime,
+        source=EventSource.CLOUDTRAIL,
+        account=account,
+        region=region,
+        action=f"{service}:{record.eventName}",
+        outcome="failure" if record.errorCode else "success",
+        error_code=record.errorCode,
+        actor=identity.from_cloudtrail(record.userIdentity, account),
+        source_ip=ip_or_none(record.sourceIPAddress),
+        user_agent=record.userAgent,
+        resources=res.unique(_resources(record, service, region, account)),
+        raw=document,
+        origin=origin,
+    )
+
+
+def content_id(document: dict[str, Any]) -> str:
+    """An id for records written before CloudTrail had eventID (eventVersion 1.0, 2014): a hash of the content,
+    so the same record delivered twice still counts once."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def _with_insight_fields(document: dict[str, Any]) -> dict[str, Any]:
+    """CloudTrail Insights events keep the API they are about in insightDetails; surface it for validation."""
+    insight = document.get("insightDetails")
+    if not isinstance(insight, dict) or document.get("eventCategory") != "Insight":
+        return document
+    return {**{key: insight[key] for key in ("eventSource", "eventName") if key in insight}, **document}
+
+
+def ip_or_none(value: str | None) -> str | None:
+    """Only real addresses: CloudTrail also writes service names ("s3.amazonaws.com", "AWS Internal") here,
+    and one shared pseudo-address would tie unrelated events together."""
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _resources(
+    record: CloudTrailRecord, service: str, region: str | None, account: str | None
+) -> list[Resource | None]:
+    found: list[Resource | None] = [res.from_arn(item.get("ARN")) for item in record.resources or []]
+    params = record.requestParameters or {}
+    found += _s3(params)
+    if "sagemaker" in service:
+        found += _sagemaker(params, region, account)
+    if service == "apigateway":
+        found += _apigateway(params, region)
+    found += _instances(params) + _instances(record.responseElements or {})
+    return found
+
+
+def _s3(params: dict[str, Any]) -> list[Resource | None]:
+    name = text(params.get("bucketName"))
+    if not name:
+        return []
+    key = text(params.get("key"))
+    return [res.bucket(name), res.s3_object(name, key) if key else None]
+
+
+_SAGEMAKER_PARAMETERS = {
+    "endpointName": "endpoint",
+    "modelName": "model",
+    "notebookInstanceName": "notebook-instance",
+    "trainingJobName": "training-job",
+    "modelPackageName": "model-package",
+    "modelPackageGroupName": "model-package-group",
+}
+
+
+def _sagemaker(params: dict[str, Any], region: str | None, account: str | None) -> list[Resource | None]:
+    return [
+        res.sagemaker(kind, name, region, account)
+        for parameter, kind in _SAGEMAKER_PARAMETERS.items()
+        if (name := text(params.get(parameter)))
+    ]
+
+
+def _apigateway(params: dict[str, Any], region: str | None) -> list[Resource | None]:
+    found: list[Resource | None] = []
+    if rest_api_id := text(params.get("restApiId")):
+        found.append(res.rest_api(rest_api_id, region))
+    if api_id := text(params.get("apiId")):  # HTTP and WebSocket APIs (apigatewayv2)
+        found.append(res.http_api(api_id, region))
+    if key := text(params.get("apiKey")):
+        found.append(res.api_key(key, region))
+    return found
+
+
+def _instances(elements: dict[str, Any]) -> list[Resource | None]:
+    """EC2 instance ids wherever EC2 and SSM put them: instanceId, instanceIds, instancesSet.items, target."""
+    ids: list[Any] = [elements.get("instanceId"), elements.get("target")]
+    if isinstance(elements.get("instanceIds"), list):
+        ids += elements["instanceIds"]
+    items = dig(elements, "instancesSet", "items")
+    if isinstance(items, list):
+        ids += [item.get("instanceId") for item in items if isinstance(item, dict)]
+    return [res.instance(value) for value in ids]

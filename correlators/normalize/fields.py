@@ -1,0 +1,93 @@
+"""Shared pieces of the source parsers: timestamps, validation messages, the EventBridge context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from correlators.errors import EventRejectedError
+
+# Timestamps outside these years are typos or epoch-zero placeholders, never real AWS activity.
+EARLIEST_YEAR = 2000
+LATEST_YEAR = 2100
+
+
+def parse_time(value: object) -> datetime:
+    """An ISO-8601 timestamp as tz-aware UTC. AWS writes `Z` or `+0000`; a missing zone means UTC."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO-8601 timestamp string, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as error:
+        raise ValueError(f"impossible timestamp {value!r} ({error})") from None
+    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+        raise ValueError(f"impossible timestamp {value!r} (year outside {EARLIEST_YEAR}..{LATEST_YEAR})")
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, BeforeValidator(parse_time)]
+
+
+class SourceModel(BaseModel):
+    """The fields a parser needs from a source document; everything else stays in `raw`, untouched."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+M = TypeVar("M", bound=SourceModel)
+
+
+def validate(model: type[M], document: dict[str, Any], label: str) -> M:
+    """`model` parsed from `document`, or EventRejectedError("<label>: <field>: <problem>")."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        raise EventRejectedError(f"{label}: {describe(error)}") from None
+
+
+def describe(error: ValidationError) -> str:
+    """Every problem, `field: problem; field: problem`, so one run shows all that is missing."""
+    return "; ".join(_problem(detail) for detail in error.errors())
+
+
+def _problem(detail: Any) -> str:
+    field = ".".join(str(part) for part in detail["loc"])
+    if detail["type"] == "missing":
+        problem = "missing"
+    elif detail["type"] == "value_error":
+        problem = str(detail["ctx"]["error"])
+    else:
+        problem = f"{detail['msg'][0].lower()}{detail['msg'][1:]}, got {detail['input']!r:.60}"
+    return f"{field}: {problem}" if field else problem
+
+
+def dig(document: Any, *path: str) -> Any:
+    """document[path[0]][path[1]]..., or None where a step is missing or not an object."""
+    for key in path:
+        if not isinstance(document, dict):
+            return None
+        document = document.get(key)
+    return document
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """A JSON object, else {} (a producer may put null, a string or a list where an object belongs)."""
+    return value if isinstance(value, dict) else {}
+
+
+def text(value: Any) -> str | None:
+    """A non-empty string, else None (AWS writes "" and null for absent values)."""
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What an EventBridge envelope adds around its `detail` (all optional: bare records have none)."""
+
+    id: str | None = None
+    account: str | None = None
+    region: str | None = None
+    time: str | None = None

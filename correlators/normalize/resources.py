@@ -1,0 +1,124 @@
+"""Resource identifiers as the entity graph spells them: ARNs, `s3://bucket/key`, EC2 instance ids.
+
+Every source (CloudTrail parameters, ARNs in findings, CloudWatch dimensions) builds its resources here, so
+the same endpoint or bucket gets the same id whichever event names it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from correlators.model import EntityType, Resource
+
+# Real ids are lowercase; anonymised datasets (Stratus Red Team) mix cases, and they must still link up.
+INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}", re.IGNORECASE)
+ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
+
+# ARN resource prefix -> entity kind. SageMaker lowercases names in its ARNs, so built ARNs are lowercased too.
+SAGEMAKER_KINDS = {
+    "endpoint": EntityType.SAGEMAKER_ENDPOINT,
+    "model": EntityType.SAGEMAKER_MODEL,
+    "notebook-instance": EntityType.SAGEMAKER_NOTEBOOK,
+    "training-job": EntityType.SAGEMAKER_TRAINING_JOB,
+    "model-package": EntityType.SAGEMAKER_MODEL_PACKAGE,
+    "model-package-group": EntityType.SAGEMAKER_MODEL_PACKAGE,
+}
+
+
+def partition_of(region: str | None) -> str:
+    if region and region.startswith("cn-"):
+        return "aws-cn"
+    if region and region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def bucket(name: str) -> Resource:
+    return Resource(type=EntityType.BUCKET, id=f"arn:aws:s3:::{name}")
+
+
+def s3_object(bucket_name: str, key: str) -> Resource:
+    return Resource(type=EntityType.OBJECT, id=f"s3://{bucket_name}/{key}")
+
+
+def sagemaker(kind: str, name: str, region: str | None, account: str | None) -> Resource | None:
+    """`name` may already be an ARN (modelPackageName accepts either)."""
+    if name.startswith("arn:"):
+        return from_arn(name)
+    if not (region and account):
+        return None  # an ARN without region or account would never match the same resource named elsewhere
+    arn = f"arn:{partition_of(region)}:sagemaker:{region}:{account}:{kind}/{name.lower()}"
+    return Resource(type=SAGEMAKER_KINDS[kind], id=arn)
+
+
+def rest_api(api_id: str, region: str | None) -> Resource:
+    return Resource(type=EntityType.API, id=f"arn:{partition_of(region)}:apigateway:{region or ''}::/restapis/{api_id}")
+
+
+def http_api(api_id: str, region: str | None) -> Resource:
+    return Resource(type=EntityType.API, id=f"arn:{partition_of(region)}:apigateway:{region or ''}::/apis/{api_id}")
+
+
+def api_by_name(name: str, region: str | None) -> Resource:
+    # Not a real ARN: CloudWatch names REST APIs by name only, and the name -> id mapping needs an API call.
+    return Resource(
+        type=EntityType.API, id=f"arn:{partition_of(region)}:apigateway:{region or ''}::/apis-by-name/{name}"
+    )
+
+
+def api_key(key_id: str, region: str | None) -> Resource:
+    return Resource(
+        type=EntityType.API_KEY, id=f"arn:{partition_of(region)}:apigateway:{region or ''}::/apikeys/{key_id}"
+    )
+
+
+def instance(instance_id: object) -> Resource | None:
+    if isinstance(instance_id, str) and INSTANCE_ID.fullmatch(instance_id):
+        return Resource(type=EntityType.INSTANCE, id=instance_id)
+    return None
+
+
+def from_arn(arn: object) -> Resource | None:
+    """The entity an ARN names, for the kinds the graph knows; None for the rest (KMS keys, trails, ...)."""
+    if not isinstance(arn, str):
+        return None
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        return None
+    _, partition, service, region, account, resource = parts
+    if service == "s3" and not region and not account and resource:
+        name, _, key = resource.partition("/")
+        return s3_object(name, key) if key else bucket(name)
+    if service == "sagemaker":
+        kind = resource.split("/", 1)[0]
+        if kind in SAGEMAKER_KINDS and "/" in resource:
+            return Resource(
+                type=SAGEMAKER_KINDS[kind], id=f"arn:{partition}:sagemaker:{region}:{account}:{resource.lower()}"
+            )
+    if service == "ec2" and resource.startswith("instance/"):
+        return instance(resource.removeprefix("instance/"))
+    if service == "apigateway":
+        return _apigateway(partition, region, resource)
+    return None
+
+
+def _apigateway(partition: str, region: str, path: str) -> Resource | None:
+    segments = path.strip("/").split("/")
+    if len(segments) < 2:
+        return None
+    base = f"arn:{partition}:apigateway:{region}::/{segments[0]}/{segments[1]}"
+    if segments[0] in ("restapis", "apis"):
+        return Resource(type=EntityType.API, id=base)
+    if segments[0] == "apikeys":
+        return Resource(type=EntityType.API_KEY, id=base)
+    return None
+
+
+def unique(resources: Iterable[Resource | None]) -> list[Resource]:
+    """Drop Nones and repeats (CloudTrail often names a bucket both in `resources` and the parameters)."""
+    seen: dict[tuple[EntityType, str], Resource] = {}
+    for resource in resources:
+        if resource is not None:
+            seen.setdefault((resource.type, resource.id), resource)
+    return list(seen.values())
