@@ -15,12 +15,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/cordon replay examples/scenarios --config examples/cordon.yaml
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check cordon correlators responders tests
 	$(BIN)/ruff format --check cordon correlators responders tests
+	$(BIN)/mypy cordon correlators responders
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as error:  # noqa: BLE001 - the last line of defence: say so, keep the traceback for a report
+    except Exception as error:
         traceback.print_exc(file=sys.stderr)
         print(f"cordon: internal error: {error}", file=sys.stderr)
         return EXIT_INTERNAL

@@ -12,8 +12,8 @@ from correlators.errors import EventRejectedError
 from correlators.ingest import Rejection, read_inputs
 from correlators.normalize import normalize
 from correlators.pipeline import Pipeline, Stats
-from correlators.signals import Incident
 from correlators.sigma.loader import RuleSet, load_rules
+from correlators.signals import Incident
 from correlators.state import open_store
 
 BUILTIN_RULES = Path(__file__).resolve().parent.parent / "correlators" / "rules"

@@ -15,9 +15,9 @@ from datetime import timedelta
 
 from correlators.errors import RuleError
 from correlators.model import Entity, EntityType
-from correlators.signals import Signal
 from correlators.sigma.fields import FieldView
 from correlators.sigma.loader import CorrelationRule, RuleSet
+from correlators.signals import Signal
 from correlators.state.base import StateStore
 
 _ENTITY_FIELDS = {kind.value: kind for kind in EntityType}
@@ -57,9 +57,7 @@ class Correlator:
                 )
             for base in correlation.rules:
                 self._by_base_rule.setdefault(base, []).append(correlation)
-        self.longest_timespan = timedelta(
-            seconds=max((c.timespan_seconds for c in ruleset.correlations), default=0)
-        )
+        self.longest_timespan = timedelta(seconds=max((c.timespan_seconds for c in ruleset.correlations), default=0))
 
     def partitions(self, signal: Signal) -> list[str]:
         """Correlation partitions a signal must be stored under."""
@@ -148,12 +146,12 @@ def _temporal(rule: CorrelationRule, window: list[Signal]) -> bool:
 
 
 def _temporal_ordered(rule: CorrelationRule, window: list[Signal]) -> bool:
-    wanted = iter(rule.rules)
-    current = next(wanted)
+    # Greedy: take each rule's earliest match after the previous one's.
+    position = 0
     for signal in window:
-        if signal.rule == current:
-            current = next(wanted, None)
-            if current is None:
+        if signal.rule == rule.rules[position]:
+            position += 1
+            if position == len(rule.rules):
                 return True
     return False
 

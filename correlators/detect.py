@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from correlators.model import EventSource, NormalizedEvent, Severity
 from correlators.normalize import INACTIVE_FINDING_STATUSES
-from correlators.signals import Signal
 from correlators.sigma.fields import FieldView
 from correlators.sigma.loader import DetectionRule, RuleSet
+from correlators.signals import Signal
 
 # Implicit rule names for signals that exist without a Sigma rule.
 GUARDDUTY_RULE = "guardduty-finding"

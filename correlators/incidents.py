@@ -60,7 +60,7 @@ class IncidentGraph:
     def __init__(self, store: StateStore, window: timedelta) -> None:
         self._store = store
         self._window = window
-        self._links = nx.Graph()  # incident nodes <-> linking entity keys
+        self._links: nx.Graph[str] = nx.Graph()  # incident nodes <-> linking entity keys
         self.touched: set[str] = set()  # incidents created or changed by this process
         self.created = 0
         for incident in store.incidents():
@@ -103,8 +103,11 @@ class IncidentGraph:
         else:
             first = signals[0]
             incident = Incident(
-                id=_incident_id(rule, first), title=title, severity=severity,
-                first_seen=first.time, last_seen=first.time,
+                id=_incident_id(rule, first),
+                title=title,
+                severity=severity,
+                first_seen=first.time,
+                last_seen=first.time,
             )
             self.created += 1
             signals = self._earlier_context(links, first.time, at) + signals
@@ -165,8 +168,8 @@ class IncidentGraph:
     def forget_before(self, horizon: datetime) -> None:
         """Drop stale incidents from the linking graph; they stay in the store for reporting."""
         stale = []
-        for node, kind in self._links.nodes(data="kind"):
-            if kind == "incident":
+        for node in self._links.nodes:
+            if node.startswith("incident:"):
                 incident = self._store.get_incident(node.removeprefix("incident:"))
                 if incident is None or incident.last_seen + self._window < horizon:
                     stale.append(node)

@@ -99,7 +99,7 @@ def _read_folder(folder: Path) -> Iterator[Item]:
 
 def _starts_with_gzip_magic(stream: IO[bytes]) -> bool:
     if hasattr(stream, "peek"):
-        return stream.peek(2)[:2] == _GZIP_MAGIC
+        return bool(stream.peek(2)[:2] == _GZIP_MAGIC)
     if stream.seekable():
         head = stream.read(2)
         stream.seek(-len(head), io.SEEK_CUR)
@@ -217,10 +217,12 @@ def _container_path(value: dict[str, Any]) -> tuple[str, ...] | None:
 
 def _expand(value: Any, text: str, start: int, name: str, lines: _LineIndex) -> Iterator[Item]:
     """The records in one top-level value, each with its `where`."""
-    if isinstance(value, dict) and (path := _container_path(value)) is None:
+    path = _container_path(value) if isinstance(value, dict) else None
+    if isinstance(value, dict) and path is None:
         yield _record(value, f"{name}:{lines.line_of(start)}")
         return
     if isinstance(value, dict):
+        assert path is not None
         elements = _follow(value, path)
         starts = _element_starts(text, _value_start(text, start, path))
     elif isinstance(value, list):

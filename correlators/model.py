@@ -42,9 +42,7 @@ class EntityType(StrEnum):
 
 # Entities that say *who* acted. Signals sharing one of these belong together (DESIGN principle 3);
 # assets and IPs are shared by many principals and would glue strangers together.
-IDENTITY_TYPES = frozenset(
-    {EntityType.PRINCIPAL, EntityType.ACCESS_KEY, EntityType.SESSION, EntityType.INSTANCE}
-)
+IDENTITY_TYPES = frozenset({EntityType.PRINCIPAL, EntityType.ACCESS_KEY, EntityType.SESSION, EntityType.INSTANCE})
 
 
 class Entity(BaseModel):

@@ -18,8 +18,8 @@ from correlators.correlate import Correlator, Firing
 from correlators.detect import Detector
 from correlators.incidents import IncidentGraph, identity_entities
 from correlators.model import NormalizedEvent
-from correlators.signals import Signal
 from correlators.sigma.loader import RuleSet
+from correlators.signals import Signal
 from correlators.state.base import StateStore
 
 _WATERMARK_KEY = "max_event_time"
@@ -118,9 +118,7 @@ class Pipeline:
     def _raise_correlation(self, firing: Firing) -> None:
         rule = firing.rule
         severity = rule.level or max((s.severity for s in firing.signals), key=lambda s: s.rank)
-        self.incidents.raise_incident(
-            rule.key, rule.title, severity, list(firing.signals), firing.group_entities
-        )
+        self.incidents.raise_incident(rule.key, rule.title, severity, list(firing.signals), firing.group_entities)
 
     def _housekeeping(self) -> None:
         """Bound the state: expire what no window can reach any more, then cap it, stalest first."""

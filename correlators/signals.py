@@ -50,7 +50,11 @@ class SignalRef(BaseModel):
         if event.alarm is not None:
             what = f"alarm {event.alarm.name}"
         return cls(
-            rule=signal.rule, event_id=event.event_id, time=event.time, source=event.source, what=what,
+            rule=signal.rule,
+            event_id=event.event_id,
+            time=event.time,
+            source=event.source,
+            what=what,
             origin=event.origin,
         )
 

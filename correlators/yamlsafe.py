@@ -24,10 +24,10 @@ def _loader_class(key_lines: KeyLines, path: Path, error_type: type[InputError])
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
             mapping: dict[Hashable, Any] = {}
             for key_node, value_node in node.value:
-                key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+                key = self.construct_object(key_node, deep=deep)
                 if key in mapping:
                     raise error_type(f"duplicate key {key!r}", where=f"{path}:{key_node.start_mark.line + 1}")
-                mapping[key] = self.construct_object(value_node, deep=deep)  # type: ignore[no-untyped-call]
+                mapping[key] = self.construct_object(value_node, deep=deep)
                 key_lines[(id(mapping), key)] = key_node.start_mark.line + 1
             return mapping
 
@@ -43,7 +43,7 @@ def load_yaml_documents(path: Path, error_type: type[InputError]) -> tuple[list[
     except (OSError, UnicodeDecodeError) as error:
         raise error_type(f"cannot read: {error}", where=str(path)) from None
     try:
-        documents = list(yaml.load_all(text, Loader=_loader_class(key_lines, path, error_type)))  # noqa: S506
+        documents = list(yaml.load_all(text, Loader=_loader_class(key_lines, path, error_type)))
     except yaml.MarkedYAMLError as error:
         line = error.problem_mark.line + 1 if error.problem_mark else None
         where = f"{path}:{line}" if line else str(path)

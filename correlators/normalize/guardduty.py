@@ -63,7 +63,7 @@ def normalize_guardduty(document: dict[str, Any], origin: str, envelope: Envelop
     account = finding.accountId or envelope.account
     partition = finding.partition or "aws"
     action = finding.service.action or {}
-    api_call = action.get("awsApiCallAction") if isinstance(action.get("awsApiCallAction"), dict) else {}
+    api_call = mapping(action.get("awsApiCallAction"))
     error_code = text(api_call.get("errorCode"))
     # eventLastSeen is when GuardDuty last saw the activity; updatedAt moves on for bookkeeping too
     # (archiving, severity changes), so it is only the fallback.

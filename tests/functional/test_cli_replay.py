@@ -50,7 +50,15 @@ def test_json_output_has_the_documented_shape(capsys) -> None:
     assert set(output) == {"incidents", "rejected", "stats"}
     incident = output["incidents"][0]
     assert set(incident) == {
-        "id", "title", "rules", "severity", "first_seen", "last_seen", "entities", "signals", "actions",
+        "id",
+        "title",
+        "rules",
+        "severity",
+        "first_seen",
+        "last_seen",
+        "entities",
+        "signals",
+        "actions",
     }
     assert incident["severity"] in {"low", "medium", "high", "critical"}
     assert set(incident["signals"][0]) == {"rule", "event_id", "time", "source"}
@@ -132,8 +140,10 @@ def test_an_unknown_config_key_exits_2(tmp_path, capsys) -> None:
 
 def test_a_broken_rule_file_exits_2_naming_file_and_line(tmp_path, capsys) -> None:
     rule = tmp_path / "bad.yml"
-    rule.write_text("title: x\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n"
-                    "    eventName|nosuchmodifier: X\n  condition: sel\n")
+    rule.write_text(
+        "title: x\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n"
+        "    eventName|nosuchmodifier: X\n  condition: sel\n"
+    )
     assert main(["replay", str(SCENARIOS), "--rules", str(rule)]) == 2
     assert str(rule) in capsys.readouterr().err
 

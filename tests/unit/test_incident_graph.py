@@ -1,0 +1,97 @@
+"""Incidents grow, merge and stay apart the way an analyst expects, and state stays bounded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from correlators.config import Config, CorrelationConfig
+from correlators.incidents import IncidentGraph
+from correlators.model import Actor, EntityType, EventSource, Finding, NormalizedEvent, Resource, Severity
+from correlators.pipeline import Pipeline
+from correlators.sigma.rules import RuleSet
+from correlators.signals import Signal
+from correlators.state import MemoryStore
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+BUCKET = "arn:aws:s3:::acme-fraud-training"
+
+
+def _event(minute: int, user: str, event_id: str, ip: str = "192.0.2.10") -> NormalizedEvent:
+    return NormalizedEvent(
+        event_id=event_id,
+        time=T0 + timedelta(minutes=minute),
+        source=EventSource.CLOUDTRAIL,
+        account="111122223333",
+        action="s3:GetObject",
+        actor=Actor(principal=f"arn:aws:iam::111122223333:user/{user}", access_key=f"AKIA{user.upper():0<16}"),
+        source_ip=ip,
+        resources=[Resource(type=EntityType.BUCKET, id=BUCKET)],
+        raw={},
+    )
+
+
+def _signal(event: NormalizedEvent, rule: str = "r", severity: Severity = Severity.HIGH) -> Signal:
+    return Signal(rule=rule, title=rule, severity=severity, standalone=True, event=event)
+
+
+def test_principals_sharing_a_bucket_and_an_ip_stay_in_separate_incidents() -> None:
+    graph = IncidentGraph(MemoryStore(), timedelta(hours=1))
+    attacker = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(0, "mallory", "e1"))])
+    analyst = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(1, "alice", "e2"))])
+    assert attacker.id != analyst.id
+    assert {e.id for e in analyst.entities} >= {BUCKET, "192.0.2.10"}  # described, not linked
+
+
+def test_a_new_signal_of_the_same_identity_updates_the_incident_and_raises_its_severity() -> None:
+    graph = IncidentGraph(MemoryStore(), timedelta(hours=1))
+    first = graph.raise_incident("low_rule", "first", Severity.MEDIUM, [_signal(_event(0, "mallory", "e1"))])
+    second = graph.raise_incident("high_rule", "worse", Severity.CRITICAL, [_signal(_event(20, "mallory", "e2"))])
+    assert second.id == first.id
+    assert (second.severity, second.title, second.rules) == (Severity.CRITICAL, "worse", ["low_rule", "high_rule"])
+    assert [s.event_id for s in second.signals] == ["e1", "e2"]
+
+
+def test_outside_the_incident_window_the_same_identity_opens_a_new_incident() -> None:
+    graph = IncidentGraph(MemoryStore(), timedelta(hours=1))
+    first = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(0, "mallory", "e1"))])
+    later = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(180, "mallory", "e2"))])
+    assert later.id != first.id
+
+
+def test_a_signal_naming_two_incidents_merges_them_into_the_oldest() -> None:
+    store = MemoryStore()
+    graph = IncidentGraph(store, timedelta(hours=1))
+    older = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(0, "mallory", "e1"))])
+    newer = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(5, "trent", "e2"))])
+    both = [_signal(_event(10, "mallory", "e3")), _signal(_event(10, "trent", "e4"))]
+    merged = graph.raise_incident("pair", "t", Severity.CRITICAL, both)
+    assert merged.id == older.id
+    assert store.get_incident(newer.id).merged_into == older.id
+    assert [i.id for i in store.incidents()] == [older.id]
+    assert {s.event_id for s in merged.signals} == {"e1", "e2", "e3", "e4"}
+
+
+def _finding(minute: int, user: str, event_id: str) -> NormalizedEvent:
+    """A low-severity finding: a signal of its own that opens no incident, so only state grows."""
+    finding = Finding(type="Recon:IAMUser/MaliciousIPCaller", product="guardduty", severity=Severity.LOW)
+    return _event(minute, user, event_id).model_copy(update={"source": EventSource.GUARDDUTY, "finding": finding})
+
+
+def test_state_is_bounded_by_a_cap_that_evicts_the_stalest_and_counts_them() -> None:
+    config = Config(correlation=CorrelationConfig(max_state_entries=100))
+    pipeline = Pipeline(config, RuleSet(), MemoryStore())
+    for n in range(1200):  # all within one window, so nothing expires: only the cap bounds the state
+        pipeline.submit(_finding(n // 100, f"user{n}", f"e{n}"))
+    pipeline.flush()
+    assert pipeline.stats.signals == 1200
+    assert pipeline.store.signal_count() <= 100 + 500  # the cap, plus at most one housekeeping interval
+    assert pipeline.stats.evicted >= 1200 - 600
+
+
+def test_signals_expire_once_no_window_can_reach_them() -> None:
+    pipeline = Pipeline(Config(), RuleSet(), MemoryStore())
+    for hour in range(12):
+        pipeline.submit(_finding(hour * 60, "mallory", f"e{hour}"))
+    pipeline.flush()
+    assert pipeline.stats.expired > 0
+    assert pipeline.store.signal_count() < 12
