@@ -1,0 +1,123 @@
+"""The responder contract and registry.
+
+A responder is one kind of change to AWS (deactivate a key, quarantine an endpoint, notify a channel). Each
+declares its parameters (a pydantic model, extra keys forbidden), the IAM actions it calls (granted in
+template.yaml and nothing more; a meta-test compares them), the entity types it may act on, and whether it can
+be rolled back. It is handed a boto3 session, acts only on the target the runner gives it (an entity the incident
+names), reads state before and after, and raises when its change did not take.
+
+Example, a SOC-facing playbook step that uses one::
+
+    - responder: iam.deactivate-access-key
+      target: "entities[?type=='access_key'].id"
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from correlators.errors import CordonError
+
+State = dict[str, Any]
+
+
+class ResponderParams(BaseModel):
+    """Base of every responder's parameter model: unknown keys are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(ResponderParams):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a responder acts on: one entity of the incident (or the incident itself, for notifications)."""
+
+    type: str  # an EntityType value ("access_key", "principal", "sagemaker_endpoint", ...) or "incident"
+    id: str
+    account: str | None = None
+    region: str | None = None
+
+
+@dataclass
+class ActionContext:
+    """What the runner hands a responder for one action."""
+
+    session: Any  # boto3.session.Session for the target's account and region (cross-account already assumed)
+    incident: dict[str, Any]  # the incident as `cordon replay --output json` prints it
+    endpoint_url: str | None = None  # e.g. a moto server; None for real AWS
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    settings: dict[str, Any] = field(default_factory=dict)  # site config values some responders need
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint_url)
+
+
+class ResponderError(CordonError):
+    """An action failed. `permanent` errors (AccessDenied, NotFound, a refused target) are not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = True, code: str | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+
+
+class VerificationError(ResponderError):
+    """The change was made but reading the state back shows it did not take."""
+
+
+class Responder(ABC):
+    name: ClassVar[str]
+    permissions: ClassVar[tuple[str, ...]]  # every IAM action apply/read_state/rollback may call
+    Params: ClassVar[type[ResponderParams]] = NoParams
+    target_types: ClassVar[frozenset[str]]
+    reversible: ClassVar[bool] = False
+
+    @abstractmethod
+    def read_state(self, ctx: ActionContext, target: Target, params: ResponderParams) -> State:
+        """The target's current state, with read-only calls only (dry runs show it; the audit keeps it)."""
+
+    @abstractmethod
+    def apply(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State) -> State:
+        """Make the change (idempotently), re-read, verify, and return the state after."""
+
+    def rollback(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State) -> State:
+        """Undo what `apply` did, restoring `before`; return the state after the rollback."""
+        raise ResponderError(f"{self.name} cannot be rolled back")
+
+
+_REGISTRY: dict[str, type[Responder]] = {}
+R = TypeVar("R", bound=type[Responder])
+
+
+def responder(name: str) -> Callable[[R], R]:
+    """Register a responder class under `name`; a name registered twice is a programming error."""
+
+    def register(cls: R) -> R:
+        if name in _REGISTRY:
+            raise ValueError(f"responder {name!r} registered twice ({_REGISTRY[name].__qualname__}, {cls.__qualname__})")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return register
+
+
+def registry() -> dict[str, type[Responder]]:
+    """Every registered responder by name (importing `responders` registers the built-in ones)."""
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_responder(name: str) -> Responder:
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise ResponderError(f"unknown responder {name!r}, valid: {', '.join(sorted(_REGISTRY))}") from None
