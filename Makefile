@@ -13,15 +13,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cordon replay examples/scenarios --config examples/cordon.yaml
+	$(BIN)/python infra/demo.py
 
 test: lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check cordon correlators responders tests
-	$(BIN)/ruff format --check cordon correlators responders tests
-	$(BIN)/mypy cordon correlators responders
+	$(BIN)/ruff check cordon correlators responders infra tests
+	$(BIN)/ruff format --check cordon correlators responders infra tests
+	$(BIN)/mypy cordon correlators responders infra
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

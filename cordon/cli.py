@@ -1,5 +1,8 @@
-"""The `cordon` command. Exit codes: 0 the run completed (rejected events included), 2 bad usage or an invalid
-config or rule file, 1 an internal error."""
+"""The `cordon` command.
+
+Exit codes: 0 the command completed (rejected events included); 2 bad usage, or an invalid config, rule or
+playbook file (the message names file:line); 1 an internal error.
+"""
 
 from __future__ import annotations
 
@@ -9,54 +12,154 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from correlators.config import load_config
-from correlators.errors import InputError, StateError
+from correlators.config import Config, load_config
+from correlators.errors import CordonError, InputError, StateError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+DEFAULT_STATE = "sqlite:///.cordon/state.db"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cordon", description=__doc__)
+    parser = argparse.ArgumentParser(prog="cordon", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    replay = commands.add_parser("replay", help="correlate event files into incidents")
+
+    replay = commands.add_parser("replay", help="correlate event files into incidents and plan their playbooks")
     replay.add_argument("paths", nargs="+", metavar="PATH", help="event files or folders; - reads stdin")
-    replay.add_argument("--config", type=Path, help="site configuration (cordon.yaml)")
     replay.add_argument("--rules", type=Path, action="append", default=[], help="extra Sigma rule file or folder")
-    replay.add_argument(
-        "--state", default="memory://", help="state store: memory:// (default) or sqlite:///path/state.db"
-    )
+    replay.add_argument("--state", default="memory://", help="memory:// (default) or sqlite:///path/state.db")
     replay.add_argument("--output", choices=("text", "json"), default="text")
+    replay.add_argument("--execute", action="store_true", help="apply the plan through boto3 (default: plan only)")
+    _common(replay)
+
+    validate = commands.add_parser("validate", help="lint config, rules and playbooks; print every error")
+    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="extra rule or playbook files/folders")
+    validate.add_argument("--config", type=Path, help="site configuration (cordon.yaml)")
+
+    audit = commands.add_parser("audit", help="list the audit trail of actions")
+    audit.add_argument("--state", default=DEFAULT_STATE)
+    audit.add_argument("--incident", help="only this incident's actions")
+    audit.add_argument("--output", choices=("text", "json"), default="text")
+
+    for name, text in (("approve", "apply one action waiting for approval"), ("rollback", "undo an applied action")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("action_id", metavar="ACTION_ID")
+        command.add_argument("--state", default=DEFAULT_STATE)
+        _common(command)
     return parser
 
 
-def _replay(args: argparse.Namespace) -> int:
+def _common(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", type=Path, help="site configuration (cordon.yaml)")
+    command.add_argument("--endpoint-url", help="AWS endpoint for every call (e.g. a moto server)")
+
+
+def _replay(args: argparse.Namespace, config: Config) -> int:
     from cordon.render import render_text
     from cordon.replay import load_ruleset, replay
 
     missing = [p for p in args.paths if p != "-" and not Path(p).exists()]
     if missing:
         raise InputError(f"no such file or folder: {', '.join(missing)}")
-    config = load_config(args.config)
     rules = load_ruleset(config, args.rules)
-    result = replay(args.paths, config, rules, state_url=args.state, stdin=sys.stdin.buffer)
+    response, audit = _response(args, config, rules)
+    try:
+        result = replay(args.paths, config, rules, state_url=args.state, stdin=sys.stdin.buffer, response=response)
+    finally:
+        audit.close()
     if args.output == "json":
-        json.dump(result.to_json(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json(result.to_json())
     else:
-        render_text(result, Console())
+        render_text(result, _console())
     return EXIT_OK
+
+
+def _response(args: argparse.Namespace, config: Config, rules: Any) -> tuple[Any, Any]:
+    from cordon.respond import audit_log_for, build_responder
+    from responders.catalog import builtin_responders
+
+    audit = audit_log_for(args.state)
+    response = build_responder(
+        config, rules, builtin_responders(), audit, execute=args.execute, endpoint_url=args.endpoint_url
+    )
+    return response, audit
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from cordon.validate import validate
+
+    errors = validate(args.config, args.paths)
+    for error in errors:
+        print(error, file=sys.stderr)
+    print(f"{len(errors)} error(s)" if errors else "ok: config, rules and playbooks are valid")
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from cordon.render import render_audit
+    from cordon.respond import audit_log_for
+
+    audit = audit_log_for(args.state)
+    try:
+        records = audit.records(args.incident)
+    finally:
+        audit.close()
+    if args.output == "json":
+        _print_json([json.loads(r.model_dump_json()) for r in records])
+    else:
+        render_audit(records, _console())
+    return EXIT_OK
+
+
+def _act(args: argparse.Namespace, config: Config) -> int:
+    from cordon.execute import Executor, SessionFactory
+    from cordon.respond import audit_log_for
+    from responders.catalog import builtin_responders
+
+    audit = audit_log_for(args.state)
+    sessions = SessionFactory(args.endpoint_url, config.execution.assume_role_name)
+    executor = Executor(config, audit, builtin_responders(), sessions=sessions)
+    try:
+        record = executor.approve(args.action_id) if args.command == "approve" else executor.rollback(args.action_id)
+    finally:
+        audit.close()
+    print(f"{record.id} {record.responder} {record.target['id']}: {record.status.value}")
+    if record.reason:
+        print(f"  {record.reason}")
+    return EXIT_OK if record.status.value in {"applied", "rolled_back"} else EXIT_INTERNAL
+
+
+def _console() -> Console:
+    console = Console()
+    # Piped into a file or a CI log, rich falls back to 80 columns, which folds every ARN: use a readable width.
+    return console if console.is_terminal else Console(width=140)
+
+
+def _print_json(document: Any) -> None:
+    json.dump(document, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _replay(args)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "audit":
+            return _audit(args)
+        config = load_config(args.config)
+        if args.command == "replay":
+            return _replay(args, config)
+        return _act(args, config)
     except (InputError, StateError) as error:
         print(f"cordon: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except CordonError as error:  # an action that could not be carried out (approve/rollback)
+        print(f"cordon: {error}", file=sys.stderr)
+        return EXIT_INTERNAL
     except BrokenPipeError:
         return EXIT_OK
     except Exception as error:

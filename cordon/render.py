@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from cordon.audit import AuditRecord
 from cordon.replay import ReplayResult
 from correlators.signals import Incident
 
@@ -22,7 +24,30 @@ _SEVERITY_STYLE = {
 _REJECTIONS_SHOWN = 10
 
 
-def _incident_panel(incident: Incident) -> Panel:
+_STATUS_STYLE = {
+    "applied": "green",
+    "planned": "cyan",
+    "pending_approval": "yellow",
+    "denied": "bold red",
+    "failed": "red",
+    "skipped": "dim",
+    "rolled_back": "magenta",
+}
+
+
+def _actions_table(actions: list[dict[str, Any]]) -> Table:
+    table = Table(show_edge=False, box=None, header_style="dim", pad_edge=False)
+    for column in ("action", "status", "responder", "target"):
+        table.add_column(column, overflow="fold")
+    for action in actions:
+        status = Text(action["status"], style=_STATUS_STYLE.get(action["status"], ""))
+        table.add_row(action.get("id", ""), status, action["responder"], action["target"])
+        if action.get("reason"):
+            table.add_row("", "", Text(f"  {action['reason']}", style="dim"), "")
+    return table
+
+
+def _incident_panel(incident: Incident, actions: list[dict[str, Any]]) -> Panel:
     header = Text.assemble(
         (f" {incident.severity.value.upper()} ", _SEVERITY_STYLE[incident.severity.value]),
         "  ",
@@ -47,14 +72,17 @@ def _incident_panel(incident: Incident) -> Panel:
         rules_by_event[(signal.time, signal.source, signal.event_id, signal.what)].append(signal.rule)
     for (time, source, _, what), rules in rules_by_event.items():
         timeline.add_row(f"{time:%H:%M:%S}", source, what, ", ".join(rules))
-    return Panel(Group(facts, Text(""), timeline), title=header, title_align="left", expand=True)
+    parts: list[Any] = [facts, Text(""), timeline]
+    if actions:
+        parts += [Text(""), _actions_table(actions)]
+    return Panel(Group(*parts), title=header, title_align="left", expand=True)
 
 
 def render_text(result: ReplayResult, console: Console) -> None:
     if not result.incidents:
         console.print("No incidents.")
     for incident in result.incidents:
-        console.print(_incident_panel(incident))
+        console.print(_incident_panel(incident, result.actions.get(incident.id, [])))
     if result.rejected:
         console.print(f"[bold]{len(result.rejected)} event(s) rejected[/bold]")
         for rejection in result.rejected[:_REJECTIONS_SHOWN]:
@@ -68,3 +96,18 @@ def render_text(result: ReplayResult, console: Console) -> None:
         f"incidents {stats.incidents}, expired {stats.expired}, evicted {stats.evicted}",
         highlight=False,
     )
+
+
+def render_audit(records: list[AuditRecord], console: Console) -> None:
+    if not records:
+        console.print("No actions recorded.")
+        return
+    table = Table(header_style="bold")
+    for column in ("action", "incident", "step", "responder", "target", "status"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        status = Text(record.status.value, style=_STATUS_STYLE.get(record.status.value, ""))
+        if record.reason:
+            status.append(f"\n{record.reason}", style="dim")
+        table.add_row(record.id, record.incident_id, record.step, record.responder, record.target["id"], status)
+    console.print(table)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from correlators.config import Config
 from correlators.errors import EventRejectedError
@@ -16,6 +16,9 @@ from correlators.sigma.loader import RuleSet, load_rules
 from correlators.signals import Incident
 from correlators.state import open_store
 
+if TYPE_CHECKING:  # the shell's AWS side; replay itself stays boto3-free
+    from cordon.respond import IncidentResponse
+
 BUILTIN_RULES = Path(__file__).resolve().parent.parent / "correlators" / "rules"
 
 
@@ -24,10 +27,14 @@ class ReplayResult:
     incidents: list[Incident]
     rejected: list[Rejection] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
+    actions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # incident id -> its actions
+
+    def incident_json(self, incident: Incident) -> dict[str, Any]:
+        return {**incident_json(incident), "actions": self.actions.get(incident.id, [])}
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "incidents": [incident_json(i) for i in self.incidents],
+            "incidents": [self.incident_json(i) for i in self.incidents],
             "rejected": [{"where": r.where, "reason": r.reason} for r in self.rejected],
             "stats": asdict(self.stats),
         }
@@ -64,7 +71,9 @@ def replay(
     rules: RuleSet,
     state_url: str = "memory://",
     stdin: IO[bytes] | None = None,
+    response: IncidentResponse | None = None,
 ) -> ReplayResult:
+    """Correlate the files; with `response`, plan (and maybe apply) each touched incident's playbooks."""
     store = open_store(state_url)
     try:
         pipeline = Pipeline(config, rules, store)
@@ -86,6 +95,9 @@ def replay(
         result.stats.rejected = len(result.rejected)
         touched = pipeline.incidents.touched
         result.incidents = [i for i in store.incidents() if i.id in touched]
+        if response is not None:
+            for incident in result.incidents:
+                result.actions[incident.id] = response.respond(incident_json(incident))
         return result
     finally:
         store.close()

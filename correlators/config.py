@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -25,10 +26,17 @@ class _Strict(BaseModel):
 
 
 class GuardsConfig(_Strict):
-    # ARN globs of principals playbooks must never change (break-glass, Cordon's own roles).
+    # ARN globs of principals playbooks must never change (break-glass identities).
     protected_principals: list[str] = Field(default_factory=list)
+    # Cordon's own roles: the responder must never lock itself out.
+    cordon_roles: list[str] = Field(
+        default_factory=lambda: ["arn:aws:iam::*:role/cordon-*", "arn:aws:iam::*:role/Cordon*"]
+    )
+    max_actions_per_incident: int = Field(default=10, ge=0)
+    max_actions_per_hour: int = Field(default=30, ge=0)
+    kill_switch: bool = False  # true: plan and notify, change nothing (also CORDON_KILL_SWITCH=1)
 
-    @field_validator("protected_principals")
+    @field_validator("protected_principals", "cordon_roles")
     @classmethod
     def _arn_globs(cls, globs: list[str]) -> list[str]:
         for glob in globs:
@@ -47,13 +55,24 @@ class CorrelationConfig(_Strict):
     incident_window: Timespan = Timespan("1h")
 
 
+class ExecutionConfig(_Strict):
+    # Role assumed in the incident's account when it is not the caller's (cross-account containment).
+    assume_role_name: str = "CordonResponderRole"
+    default_region: str = "us-east-1"
+
+
 class Config(_Strict):
     # asset class -> URI globs: "s3://bucket/prefix/*" or ARN globs ("arn:aws:sagemaker:*:*:endpoint/fraud-*")
     assets: dict[str, list[str]] = Field(default_factory=dict)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
     correlation: CorrelationConfig = Field(default_factory=CorrelationConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     rules: list[Path] = Field(default_factory=list)  # extra Sigma rule files or folders, relative to the config
     builtin_rules: bool = True
+    playbooks: list[Path] = Field(default_factory=list)  # extra playbook files or folders, relative to the config
+    builtin_playbooks: bool = True
+    # Site values playbooks bind with JMESPath as `site.<key>` (an SNS topic, a WAF IP set, asset buckets).
+    site: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("assets")
     @classmethod
@@ -88,4 +107,5 @@ def load_config(path: Path | None) -> Config:
             f"{'.'.join(str(p) for p in loc) or '(top)'}: {first['msg']}", where=locate(path, lines, loc, document)
         ) from None
     config.rules = [p if p.is_absolute() else (path.parent / p) for p in config.rules]
+    config.playbooks = [p if p.is_absolute() else (path.parent / p) for p in config.playbooks]
     return config

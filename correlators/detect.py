@@ -16,6 +16,7 @@ from correlators.signals import Signal
 GUARDDUTY_RULE = "guardduty-finding"
 SECURITYHUB_RULE = "securityhub-finding"
 ALARM_RULE = "cloudwatch-alarm"
+IMPLICIT_RULES = (GUARDDUTY_RULE, SECURITYHUB_RULE, ALARM_RULE)
 
 
 class Detector:

@@ -33,3 +33,7 @@ class ConfigError(InputError):
 
 class StateError(CordonError):
     """The state store cannot be opened or is from an incompatible version."""
+
+
+class PlaybookError(InputError):
+    """A playbook cannot be loaded: bad YAML, a schema violation, or a reference to an unknown responder or rule."""

@@ -12,6 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Set in ProductFields of the findings Cordon itself imports into Security Hub, so they never re-enter the
+# correlator (the EventBridge rule filters them; replayed exports are dropped by the normalizer).
+CORDON_GENERATED_MARKER = "cordon/generated"
+
 
 class EventSource(StrEnum):
     CLOUDTRAIL = "cloudtrail"

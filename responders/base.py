@@ -89,7 +89,9 @@ class Responder(ABC):
     def apply(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State) -> State:
         """Make the change (idempotently), re-read, verify, and return the state after."""
 
-    def rollback(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State) -> State:
+    def rollback(
+        self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State
+    ) -> State:
         """Undo what `apply` did, restoring `before`; return the state after the rollback."""
         raise ResponderError(f"{self.name} cannot be rolled back")
 
@@ -103,7 +105,9 @@ def responder(name: str) -> Callable[[R], R]:
 
     def register(cls: R) -> R:
         if name in _REGISTRY:
-            raise ValueError(f"responder {name!r} registered twice ({_REGISTRY[name].__qualname__}, {cls.__qualname__})")
+            raise ValueError(
+                f"responder {name!r} registered twice ({_REGISTRY[name].__qualname__}, {cls.__qualname__})"
+            )
         cls.name = name
         _REGISTRY[name] = cls
         return cls

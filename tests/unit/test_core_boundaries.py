@@ -1,4 +1,5 @@
-"""The core is pure Python: no module under correlators/ imports boto3 or botocore (DESIGN principle 1)."""
+"""The core is pure Python: no module under correlators/ or cordon/playbooks/ (parsing, normalization, detection,
+correlation, playbook loading and planning) imports boto3 or botocore (DESIGN principle 1)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-CORE = Path(__file__).resolve().parents[2] / "correlators"
+REPO = Path(__file__).resolve().parents[2]
+CORE = [REPO / "correlators", REPO / "cordon" / "playbooks"]
 AWS_SDK = {"boto3", "botocore", "aioboto3", "aiobotocore"}
 
 
@@ -24,8 +26,9 @@ def _imported_roots(path: Path) -> set[str]:
 
 def test_no_core_module_imports_the_aws_sdk() -> None:
     offenders = {
-        str(path.relative_to(CORE.parent)): sorted(_imported_roots(path) & AWS_SDK)
-        for path in CORE.rglob("*.py")
+        str(path.relative_to(REPO)): sorted(_imported_roots(path) & AWS_SDK)
+        for folder in CORE
+        for path in folder.rglob("*.py")
         if _imported_roots(path) & AWS_SDK
     }
     assert offenders == {}
@@ -34,7 +37,8 @@ def test_no_core_module_imports_the_aws_sdk() -> None:
 def test_importing_the_core_loads_no_aws_sdk() -> None:
     # Catches indirect imports too (a dependency that pulls boto3 in).
     code = (
-        "import sys, correlators.pipeline, correlators.normalize, correlators.ingest, cordon.replay;"
+        "import sys, correlators.pipeline, correlators.normalize, correlators.ingest, cordon.replay,"
+        " cordon.playbooks.loader, cordon.playbooks.plan, cordon.playbooks.guards;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {'boto3', 'botocore'}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,0 +1,132 @@
+"""The playbook schema.
+
+```yaml
+name: contain-stolen-credentials
+description: Deactivate the stolen key, revoke the role's sessions, cut ML data access, tell the SOC.
+mode: enforce                      # dry_run: plan only | approval: a person approves each action | enforce
+trigger:
+  rules: [ml_credential_finding_then_ml_access]   # any of these raised the incident (empty: any rule)
+  min_severity: high
+  entity_types: [access_key]       # the incident names all of these
+steps:
+  - name: deactivate-key
+    responder: iam.deactivate-access-key
+    target: "entities[?type=='access_key'].id"    # JMESPath over the incident: one action per value
+    when: "severity == 'critical'"                 # optional JMESPath; the step runs when it is truthy
+    params: {}                                     # literal parameters
+    bind: {}                                       # parameters bound from the incident with JMESPath
+    on_error: continue                             # continue | stop (skip the playbook's remaining steps)
+notify:
+  - responder: notify.sns
+    bind: {topic_arn: site.sns_topic_arn}          # `site` is the config's site: mapping
+```
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from correlators.model import EntityType, Severity
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+class Mode(StrEnum):
+    DRY_RUN = "dry_run"
+    APPROVAL = "approval"
+    ENFORCE = "enforce"
+
+
+class OnError(StrEnum):
+    CONTINUE = "continue"
+    STOP = "stop"
+
+
+def _check_expression(expression: str) -> str:
+    try:
+        jmespath.compile(expression)
+    except JMESPathError as error:
+        raise ValueError(f"invalid JMESPath {expression!r}: {str(error).splitlines()[0]}") from None
+    return expression
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Trigger(_Strict):
+    rules: list[str] = Field(default_factory=list)
+    min_severity: Severity = Severity.HIGH
+    entity_types: list[EntityType] = Field(default_factory=list)
+
+
+class Step(_Strict):
+    name: str
+    responder: str
+    target: str = "id"  # JMESPath; the default names the incident itself (notifications)
+    when: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    bind: dict[str, str] = Field(default_factory=dict)
+    on_error: OnError = OnError.CONTINUE
+    mode: Mode | None = None  # overrides the playbook's mode for this step
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"step name {name!r} must be lower-case letters, digits and dashes")
+        return name
+
+    @field_validator("target", "when")
+    @classmethod
+    def _expression(cls, expression: str | None) -> str | None:
+        return None if expression is None else _check_expression(expression)
+
+    @field_validator("bind")
+    @classmethod
+    def _bindings(cls, bind: dict[str, str]) -> dict[str, str]:
+        for expression in bind.values():
+            _check_expression(expression)
+        return bind
+
+
+class Notification(_Strict):
+    responder: str
+    when: str | None = None  # e.g. "site.sns_topic_arn": notify only where the site configured a channel
+    params: dict[str, Any] = Field(default_factory=dict)
+    bind: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("when")
+    @classmethod
+    def _expression(cls, expression: str | None) -> str | None:
+        return None if expression is None else _check_expression(expression)
+
+    @field_validator("bind")
+    @classmethod
+    def _bindings(cls, bind: dict[str, str]) -> dict[str, str]:
+        for expression in bind.values():
+            _check_expression(expression)
+        return bind
+
+
+class Playbook(_Strict):
+    name: str
+    description: str = ""
+    mode: Mode = Mode.DRY_RUN  # the safe default: a playbook changes nothing until someone says so
+    trigger: Trigger
+    steps: list[Step] = Field(default_factory=list)
+    notify: list[Notification] = Field(default_factory=list)
+    source: str = Field(default="", exclude=True)  # "path:line" it was loaded from
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"playbook name {name!r} must be lower-case letters, digits and dashes")
+        return name

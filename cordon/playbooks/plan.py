@@ -1,0 +1,159 @@
+"""Planning: which playbooks an incident triggers, and the actions their steps resolve to. Pure: no AWS calls.
+
+Targets and bound parameters are JMESPath over the incident as `--output json` prints it, plus `site` (the
+config's site values). A target must be an entity the incident names (or the incident itself, for
+notifications): a playbook cannot point a responder at anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jmespath
+
+from cordon.playbooks.model import Mode, OnError, Playbook
+from correlators.model import Severity
+from responders.base import Responder, Target
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    playbook: str
+    step: str  # step name, or "notify:<responder>" for notifications
+    responder: str
+    target: Target
+    params: dict[str, Any]
+    mode: Mode
+    on_error: OnError
+    key: str  # idempotency key: incident + step + target (two playbooks asking for the same step act once)
+    notification: bool = False
+    problem: str | None = None  # why this action must not run (a target the incident does not name, a bad binding)
+
+
+def triggered(playbook: Playbook, incident: Mapping[str, Any]) -> bool:
+    trigger = playbook.trigger
+    if trigger.rules and not set(trigger.rules) & set(incident["rules"]):
+        return False
+    if Severity(incident["severity"]).rank < trigger.min_severity.rank:
+        return False
+    named = {entity["type"] for entity in incident["entities"]}
+    return all(kind.value in named for kind in trigger.entity_types)
+
+
+def plan_incident(
+    incident: Mapping[str, Any],
+    playbooks: Sequence[Playbook],
+    responders: Mapping[str, type[Responder]],
+    site: Mapping[str, Any],
+    default_region: str,
+) -> list[PlannedAction]:
+    """Every action the triggered playbooks ask for, steps before notifications, in playbook order."""
+    root = {**incident, "site": dict(site)}
+    actions: list[PlannedAction] = []
+    for playbook in playbooks:
+        if not triggered(playbook, incident):
+            continue
+        for step in playbook.steps:
+            if step.when is not None and not _truthy(jmespath.search(step.when, root)):
+                continue
+            spec = responders[step.responder]
+            for target, problem in _targets(step.target, root, spec.target_types, default_region):
+                params, bind_problem = _bind(step.params, step.bind, root)
+                actions.append(
+                    PlannedAction(
+                        playbook=playbook.name,
+                        step=step.name,
+                        responder=step.responder,
+                        target=target,
+                        params=params,
+                        mode=step.mode or playbook.mode,
+                        on_error=step.on_error,
+                        key=_key(incident["id"], step.name, target.id),
+                        problem=problem or bind_problem,
+                    )
+                )
+        for notification in playbook.notify:
+            if notification.when is not None and not _truthy(jmespath.search(notification.when, root)):
+                continue
+            params, problem = _bind(notification.params, notification.bind, root)
+            # A changed incident (new signals, higher severity, new action results) is worth telling again.
+            version = _digest(json.dumps([incident["severity"], incident["rules"], incident["last_seen"]]))
+            step_name = f"notify:{notification.responder}"
+            actions.append(
+                PlannedAction(
+                    playbook=playbook.name,
+                    step=step_name,
+                    responder=notification.responder,
+                    target=Target(type="incident", id=incident["id"], region=default_region),
+                    params=params,
+                    mode=Mode.ENFORCE,  # telling people is never held back by the playbook's mode
+                    on_error=OnError.CONTINUE,
+                    # Two playbooks alerting the same channel about the same incident version alert once.
+                    key=_key(incident["id"], step_name, _digest(json.dumps(params, sort_keys=True)), version),
+                    notification=True,
+                    problem=problem,
+                )
+            )
+    return actions
+
+
+def _truthy(value: Any) -> bool:
+    # JMESPath truthiness: false, null, empty string, list and object are false.
+    return value not in (None, False, "", [], {})
+
+
+def _targets(
+    expression: str, root: Mapping[str, Any], allowed: frozenset[str], default_region: str
+) -> list[tuple[Target, str | None]]:
+    found = jmespath.search(expression, root)
+    values = found if isinstance(found, list) else [found]
+    values = [v for v in values if v not in (None, "")]
+    targets: list[tuple[Target, str | None]] = []
+    for value in dict.fromkeys(str(v) for v in values):  # de-duplicate, keep order
+        if value == root["id"] and "incident" in allowed:
+            targets.append((Target(type="incident", id=value, region=default_region), None))
+            continue
+        kinds = [e["type"] for e in root["entities"] if e["id"] == value and e["type"] in allowed]
+        if not kinds:
+            problem = f"target {value!r} is not a {'/'.join(sorted(allowed))} entity of this incident"
+            targets.append((Target(type="unknown", id=value), problem))
+            continue
+        account, region = _account_region(value, root)
+        targets.append((Target(type=kinds[0], id=value, account=account, region=region or default_region), None))
+    return targets
+
+
+def _account_region(entity_id: str, incident: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    parts = entity_id.split(":", 5)
+    if len(parts) == 6 and parts[0] == "arn":
+        return parts[4] or _incident_account(incident), parts[3] or None
+    return _incident_account(incident), None
+
+
+def _incident_account(incident: Mapping[str, Any]) -> str | None:
+    accounts = [e["id"] for e in incident["entities"] if e["type"] == "account"]
+    return accounts[0] if len(accounts) == 1 else None
+
+
+def _bind(
+    params: Mapping[str, Any], bind: Mapping[str, str], root: Mapping[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    bound = dict(params)
+    for name, expression in bind.items():
+        value = jmespath.search(expression, root)
+        if value is None:
+            return bound, f"parameter {name!r}: {expression!r} found nothing in the incident"
+        bound[name] = value
+    return bound, None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _key(*parts: str) -> str:
+    return "|".join(parts)

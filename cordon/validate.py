@@ -1,0 +1,43 @@
+"""`cordon validate`: lint the config, every rule and every playbook, and report every error, not the first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cordon.playbooks.loader import load_playbooks
+from cordon.replay import rule_paths
+from cordon.respond import known_rules, playbook_paths
+from correlators.config import load_config
+from correlators.errors import InputError
+from correlators.sigma.loader import load_rules
+from responders.catalog import builtin_responders
+
+
+def validate(config_path: Path | None, extra: Sequence[Path] = ()) -> list[InputError]:
+    """Every problem found; an empty list means valid. `extra` holds rule or playbook files or folders."""
+    try:
+        config = load_config(config_path)
+    except InputError as error:
+        return [error]  # rules and playbooks depend on the config's paths
+    extra_rules, extra_playbooks = _split(extra)
+    ruleset = load_rules(rule_paths(config, extra_rules), collect_errors=True)
+    errors: list[InputError] = list(ruleset.errors)
+    _, playbook_errors = load_playbooks(
+        playbook_paths(config) + extra_playbooks, builtin_responders(), known_rules(ruleset), collect_errors=True
+    )
+    errors.extend(playbook_errors)
+    return errors
+
+
+def _split(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """Sigma rules have `detection:` or `correlation:`; anything else given here is taken for a playbook."""
+    rules: list[Path] = []
+    playbooks: list[Path] = []
+    for path in paths:
+        files = sorted(p for p in path.rglob("*.y*ml")) if path.is_dir() else [path]
+        for file in files:
+            text = file.read_text(encoding="utf-8", errors="replace") if file.is_file() else ""
+            is_rule = "\ndetection:" in f"\n{text}" or "\ncorrelation:" in f"\n{text}"
+            (rules if is_rule else playbooks).append(file)
+    return rules, playbooks
