@@ -65,6 +65,12 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
     if missing:
         raise InputError(f"no such file or folder: {', '.join(missing)}")
     rules = load_ruleset(config, args.rules)
+    if args.execute and not args.state.startswith("sqlite://"):
+        print(
+            "cordon: warning: --execute with memory:// state keeps no audit trail and no pending approvals after"
+            " this run; pass --state sqlite:///path/state.db",
+            file=sys.stderr,
+        )
     response, audit = _response(args, config, rules)
     try:
         result = replay(args.paths, config, rules, state_url=args.state, stdin=sys.stdin.buffer, response=response)

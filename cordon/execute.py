@@ -25,6 +25,17 @@ from responders import aws
 from responders.base import ActionContext, Responder, ResponderError, Target
 
 
+# What the executor calls itself, besides its responders: who am I, enter a member account, and the guards' reads
+# (who owns an access key, is a principal tagged cordon:protected=true).
+EXECUTOR_PERMISSIONS = (
+    "sts:GetCallerIdentity",
+    "sts:AssumeRole",
+    "iam:GetAccessKeyLastUsed",
+    "iam:ListRoleTags",
+    "iam:ListUserTags",
+)
+
+
 class SessionFactory:
     """boto3 sessions per target account and region; another account is reached by assuming a role there."""
 

@@ -68,11 +68,35 @@ def _load_document(
     try:
         playbook = Playbook.model_validate({**document, "source": f"{path}:{start}"})
     except ValidationError as error:
-        return [
+        schema_errors = [
             PlaybookError(_message(e["loc"], e["msg"], e.get("input")), locate(path, key_lines, e["loc"], document))
             for e in error.errors()
         ]
+        # Lint reports every error: the names a broken playbook refers to are still worth checking.
+        return schema_errors + _raw_reference_errors(path, document, key_lines, responders, rules)
     return _cross_reference_errors(playbook, path, document, key_lines, responders, rules) or playbook
+
+
+def _raw_reference_errors(
+    path: Path, document: dict[str, Any], key_lines: KeyLines, responders: Mapping[str, type[Responder]],
+    rules: Collection[str],
+) -> list[PlaybookError]:
+    errors = []
+    trigger = document.get("trigger")
+    names = trigger.get("rules") if isinstance(trigger, dict) else None
+    for index, rule in enumerate(names if isinstance(names, list) else []):
+        if isinstance(rule, str) and rule not in rules:
+            where = locate(path, key_lines, ("trigger", "rules", index), document)
+            errors.append(PlaybookError(f"unknown rule {rule!r}, valid: {', '.join(sorted(rules))}", where))
+    for section in ("steps", "notify"):
+        entries = document.get(section)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            name = entry.get("responder") if isinstance(entry, dict) else None
+            if isinstance(name, str) and name not in responders:
+                where = locate(path, key_lines, (section, index, "responder"), document)
+                valid = ", ".join(sorted(responders))
+                errors.append(PlaybookError(f"unknown responder {name!r}, valid: {valid}", where))
+    return errors
 
 
 def _message(loc: Sequence[Any], message: str, value: Any) -> str:

@@ -157,3 +157,24 @@ def test_bad_usage_exits_2() -> None:
 def test_a_missing_input_path_is_bad_usage(capsys) -> None:
     assert main(["replay", "/nonexistent/events.json"]) == 2
     assert "no such file or folder: /nonexistent/events.json" in capsys.readouterr().err
+
+
+def test_validate_reports_every_error_with_file_and_line(tmp_path, capsys) -> None:
+    playbook = tmp_path / "bad-playbook.yaml"
+    playbook.write_text("name: Bad Name\ntrigger: {rules: [nope]}\nsteps:\n  - name: x\n    responder: iam.revoke\n")
+    rule = tmp_path / "bad-rule.yml"
+    rule.write_text("title: x\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel:\n"
+                    "    eventName|bogus: X\n  condition: sel\n")
+    assert main(["validate", str(playbook), str(rule)]) == 2
+    err = capsys.readouterr()
+    lines = err.err.splitlines()
+    assert lines[0] == f"{rule}:5: Unknown modifier 'bogus'"
+    assert lines[1] == f"{playbook}:1: name: playbook name 'Bad Name' must be lower-case letters, digits and dashes"
+    assert lines[2].startswith(f"{playbook}:2: unknown rule 'nope', valid: ")
+    assert lines[3].startswith(f"{playbook}:5: unknown responder 'iam.revoke', valid: apigateway.disable-api-key")
+    assert "4 error(s)" in err.out
+
+
+def test_validate_passes_on_the_shipped_config_rules_and_playbooks(capsys) -> None:
+    assert main(["validate", "--config", str(CONFIG)]) == 0
+    assert "ok" in capsys.readouterr().out
