@@ -24,7 +24,6 @@ from correlators.config import Config
 from responders import aws
 from responders.base import ActionContext, Responder, ResponderError, Target
 
-
 # What the executor calls itself, besides its responders: who am I, enter a member account, and the guards' reads
 # (who owns an access key, is a principal tagged cordon:protected=true).
 EXECUTOR_PERMISSIONS = (

@@ -78,7 +78,10 @@ def _load_document(
 
 
 def _raw_reference_errors(
-    path: Path, document: dict[str, Any], key_lines: KeyLines, responders: Mapping[str, type[Responder]],
+    path: Path,
+    document: dict[str, Any],
+    key_lines: KeyLines,
+    responders: Mapping[str, type[Responder]],
     rules: Collection[str],
 ) -> list[PlaybookError]:
     errors = []

@@ -21,8 +21,11 @@ CONFIG = str(REPO / "examples" / "cordon.yaml")
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CORDON_KILL_SWITCH", raising=False)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -50,8 +53,19 @@ def test_replay_execute_contains_the_attack_and_a_second_replay_applies_nothing(
     scenarios = tmp_path / "scenarios"
     ml_account.rewrite(REPO / "examples" / "scenarios", scenarios, ml.id_map)
     state = f"sqlite:///{tmp_path / 'state.db'}"
-    replay = ["replay", str(scenarios), "--config", CONFIG, "--execute", "--endpoint-url", server,
-              "--state", state, "--output", "json"]
+    replay = [
+        "replay",
+        str(scenarios),
+        "--config",
+        CONFIG,
+        "--execute",
+        "--endpoint-url",
+        server,
+        "--state",
+        state,
+        "--output",
+        "json",
+    ]
     # WHEN the scenario is replayed with --execute
     output = _cli(capsys, *replay)
     # THEN credential containment is applied, availability-costing actions wait for approval
@@ -101,5 +115,8 @@ def test_without_execute_replay_only_plans_and_calls_no_aws(tmp_path, capsys, mo
     output = _cli(capsys, "replay", str(REPO / "examples" / "scenarios"), "--config", CONFIG, "--output", "json")
     statuses = {a["status"] for i in output["incidents"] for a in i["actions"]}
     assert statuses == {"planned"}
-    assert all(set(a) >= {"playbook", "step", "responder", "target", "status", "params"}
-               for i in output["incidents"] for a in i["actions"])
+    assert all(
+        set(a) >= {"playbook", "step", "responder", "target", "status", "params"}
+        for i in output["incidents"]
+        for a in i["actions"]
+    )

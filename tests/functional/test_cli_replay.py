@@ -163,8 +163,10 @@ def test_validate_reports_every_error_with_file_and_line(tmp_path, capsys) -> No
     playbook = tmp_path / "bad-playbook.yaml"
     playbook.write_text("name: Bad Name\ntrigger: {rules: [nope]}\nsteps:\n  - name: x\n    responder: iam.revoke\n")
     rule = tmp_path / "bad-rule.yml"
-    rule.write_text("title: x\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel:\n"
-                    "    eventName|bogus: X\n  condition: sel\n")
+    rule.write_text(
+        "title: x\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel:\n"
+        "    eventName|bogus: X\n  condition: sel\n"
+    )
     assert main(["validate", str(playbook), str(rule)]) == 2
     err = capsys.readouterr()
     lines = err.err.splitlines()
