@@ -23,5 +23,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check cordon correlators responders infra tests
 	$(BIN)/mypy cordon correlators responders infra
 
+bench: $(STAMP)
+	$(BIN)/python bench/bench_replay.py 50000
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -112,17 +112,30 @@ def _group_entities(rule: CorrelationRule, group: tuple[str, ...]) -> tuple[Enti
 def _satisfying_window(rule: CorrelationRule, signal: Signal, nearby: list[Signal], span: timedelta) -> list[Signal]:
     """The earliest window [start, start + span] that contains `signal` and satisfies the rule, else []."""
     ordered = sorted(nearby, key=lambda s: s.sort_key)
-    test = _CONDITIONS[rule.type]
-    for first in ordered:
+    values = _condition_values(rule, ordered)
+    if not _CONDITIONS[rule.type](rule, ordered, values):
+        return []  # not even every nearby signal together satisfies it: no window can (the common case)
+    end = 0
+    for begin, first in enumerate(ordered):
         if first.time > signal.time:
             break
-        end = first.time + span
-        if end < signal.time:
+        if first.time + span < signal.time:
             continue
-        window = [s for s in ordered if first.sort_key <= s.sort_key and s.time <= end]
-        if test(rule, window):
+        end = max(end, begin)
+        while end < len(ordered) and ordered[end].time <= first.time + span:
+            end += 1
+        window = ordered[begin:end]
+        if _CONDITIONS[rule.type](rule, window, values):
             return window
     return []
+
+
+def _condition_values(rule: CorrelationRule, signals: list[Signal]) -> dict[str, list[str]]:
+    """Each signal's value_count field values, read once per evaluation rather than once per window."""
+    if rule.type != "value_count" or rule.condition_field is None:
+        return {}
+    field = rule.condition_field
+    return {s.id: field_values(s, _field_for(rule, field, s)) for s in signals}
 
 
 def _count_ok(rule: CorrelationRule, count: int) -> bool:
@@ -130,22 +143,20 @@ def _count_ok(rule: CorrelationRule, count: int) -> bool:
     return count > threshold if rule.condition_op == "gt" else count >= threshold
 
 
-def _event_count(rule: CorrelationRule, window: list[Signal]) -> bool:
+def _event_count(rule: CorrelationRule, window: list[Signal], values: dict[str, list[str]]) -> bool:
     return _count_ok(rule, len(window))
 
 
-def _value_count(rule: CorrelationRule, window: list[Signal]) -> bool:
-    assert rule.condition_field is not None  # the loader rejects value_count without a field
-    distinct = {v for s in window for v in field_values(s, _field_for(rule, rule.condition_field, s))}
-    return _count_ok(rule, len(distinct))
+def _value_count(rule: CorrelationRule, window: list[Signal], values: dict[str, list[str]]) -> bool:
+    return _count_ok(rule, len({v for s in window for v in values[s.id]}))
 
 
-def _temporal(rule: CorrelationRule, window: list[Signal]) -> bool:
+def _temporal(rule: CorrelationRule, window: list[Signal], values: dict[str, list[str]]) -> bool:
     # Every referenced rule must match within the window (Sigma's temporal correlation).
     return set(rule.rules) <= {s.rule for s in window}
 
 
-def _temporal_ordered(rule: CorrelationRule, window: list[Signal]) -> bool:
+def _temporal_ordered(rule: CorrelationRule, window: list[Signal], values: dict[str, list[str]]) -> bool:
     # Greedy: take each rule's earliest match after the previous one's.
     position = 0
     for signal in window:
@@ -156,7 +167,7 @@ def _temporal_ordered(rule: CorrelationRule, window: list[Signal]) -> bool:
     return False
 
 
-_CONDITIONS: dict[str, Callable[[CorrelationRule, list[Signal]], bool]] = {
+_CONDITIONS: dict[str, Callable[[CorrelationRule, list[Signal], dict[str, list[str]]], bool]] = {
     "event_count": _event_count,
     "value_count": _value_count,
     "temporal": _temporal,

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 # Set in ProductFields of the findings Cordon itself imports into Security Hub, so they never re-enter the
 # correlator (the EventBridge rule filters them; replayed exports are dropped by the normalizer).
@@ -135,13 +135,19 @@ class NormalizedEvent(BaseModel):
     alarm: Alarm | None = None
     raw: dict[str, Any] = Field(repr=False)  # CloudTrail record, GuardDuty/ASFF finding, or alarm `detail`
     origin: str = ""  # "file:line" it was read from
+    _entities: list[Entity] | None = PrivateAttr(default=None)
 
     @property
     def asset_classes(self) -> list[str]:
         return sorted({r.asset_class for r in self.resources if r.asset_class})
 
     def entities(self) -> list[Entity]:
-        """Every entity the event names, de-duplicated, identities first."""
+        """Every entity the event names, de-duplicated, identities first (computed once: correlation asks often)."""
+        if self._entities is None:
+            self._entities = self._collect_entities()
+        return list(self._entities)
+
+    def _collect_entities(self) -> list[Entity]:
         found: dict[str, Entity] = {}
 
         def add(kind: EntityType, value: str | None) -> None:
