@@ -32,6 +32,7 @@ EXECUTOR_PERMISSIONS = (
     "iam:GetAccessKeyLastUsed",
     "iam:ListRoleTags",
     "iam:ListUserTags",
+    "ssm:GetParameter",
 )
 
 
@@ -44,6 +45,16 @@ class SessionFactory:
         self._base = base or boto3.session.Session()
         self._caller_account: str | None = None
         self._assumed: dict[tuple[str, str], boto3.session.Session] = {}
+
+    def parameter(self, name: str) -> str | None:
+        """An SSM parameter of the caller's account (the kill switch), None when it does not exist."""
+        ssm = self._base.client("ssm", endpoint_url=self.endpoint_url)
+        try:
+            return str(aws.call(ssm.get_parameter, Name=name)["Parameter"]["Value"])
+        except ResponderError as error:
+            if error.code == "ParameterNotFound":
+                return None
+            raise
 
     def caller_account(self) -> str:
         if self._caller_account is None:
@@ -136,7 +147,7 @@ class Executor:
         if plan.playbook in stopped and not plan.notification:
             return self._finish(record, Status.SKIPPED, "an earlier step of this playbook failed (on_error: stop)")
         if not plan.notification:
-            reason = kill_switch_reason(self._config.guards)
+            reason = self._kill_switch()
             if reason:
                 return self._finish(record, Status.SKIPPED, reason)
             reason = self._protected_by_name(plan.target.id, plan.params)
@@ -180,7 +191,7 @@ class Executor:
     def approve(self, action_id: str) -> AuditRecord:
         """Apply one action that waits for approval, re-checking every guard first."""
         record = self._require(action_id, Status.PENDING_APPROVAL)
-        reason = kill_switch_reason(self._config.guards)
+        reason = self._kill_switch()
         if reason:
             return self._finish(record, Status.SKIPPED, reason)
         reason = self._protected_by_name(record.target["id"], record.params)
@@ -223,6 +234,20 @@ class Executor:
             now=self._clock(),
             settings=dict(self._config.site),
         )
+
+    def _kill_switch(self) -> str | None:
+        reason = kill_switch_reason(self._config.guards)
+        name = self._config.guards.kill_switch_parameter
+        if reason or name is None or self._sessions is None:
+            return reason
+        try:
+            value = self._sessions.parameter(name)
+        except ResponderError as error:
+            # Cannot tell whether the switch is on: fail safe, change nothing.
+            return f"kill switch parameter {name} unreadable ({error}): nothing is changed"
+        if value is not None and value.strip().lower() in {"1", "true", "yes", "on"}:
+            return f"kill switch is on (SSM parameter {name}): nothing is changed"
+        return None
 
     def _protected_by_name(self, target_id: str, params: dict[str, Any]) -> str | None:
         for principal in principals_in(target_id, params):

@@ -35,6 +35,8 @@ class GuardsConfig(_Strict):
     max_actions_per_incident: int = Field(default=10, ge=0)
     max_actions_per_hour: int = Field(default=30, ge=0)
     kill_switch: bool = False  # true: plan and notify, change nothing (also CORDON_KILL_SWITCH=1)
+    # In AWS: an SSM parameter whose value "on"/"true"/"1" stops every change, flipped without a deploy.
+    kill_switch_parameter: str | None = None
 
     @field_validator("protected_principals", "cordon_roles")
     @classmethod

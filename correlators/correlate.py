@@ -59,6 +59,11 @@ class Correlator:
                 self._by_base_rule.setdefault(base, []).append(correlation)
         self.longest_timespan = timedelta(seconds=max((c.timespan_seconds for c in ruleset.correlations), default=0))
 
+    def timespan_for(self, rule: str) -> timedelta:
+        """The longest window of any correlation that uses signals of `rule` (zero when none does)."""
+        spans = [c.timespan_seconds for c in self._by_base_rule.get(rule, [])]
+        return timedelta(seconds=max(spans, default=0))
+
     def partitions(self, signal: Signal) -> list[str]:
         """Correlation partitions a signal must be stored under."""
         return [

@@ -57,7 +57,9 @@ class Pipeline:
         self._lateness = settings.lateness.delta
         self._min_severity = settings.standalone_min_severity
         self._cap = settings.max_state_entries
-        self._retention = self._correlator.longest_timespan + settings.incident_window.delta + self._lateness
+        # A signal is kept as long as a correlation that uses it, or an incident it could join, can still reach it.
+        self._context_retention = settings.incident_window.delta + self._lateness
+        self._retention = self._correlator.longest_timespan + self._context_retention
         self.incidents = IncidentGraph(store, settings.incident_window.delta)
         saved = store.get_meta(_WATERMARK_KEY)
         self._max_time: datetime | None = datetime.fromisoformat(saved) if saved else None
@@ -102,7 +104,8 @@ class Pipeline:
     def _handle(self, signal: Signal) -> None:
         partitions = [f"entity|{e.key}" for e in identity_entities([signal])]
         partitions += self._correlator.partitions(signal)
-        if not self.store.put_signal(signal, partitions):
+        expires = signal.time + self._correlator.timespan_for(signal.rule) + self._context_retention
+        if not self.store.put_signal(signal, partitions, expires):
             return
         self.stats.signals += 1
         raised = False
@@ -126,7 +129,7 @@ class Pipeline:
         if self._max_time is None:
             return
         horizon = self._max_time - self._retention
-        self.stats.expired += self.store.expire_signals(horizon)
+        self.stats.expired += self.store.expire_signals(self._max_time)
         self.store.forget_events(horizon)
         self.incidents.forget_before(horizon)
         if self.store.signal_count() > self._cap:

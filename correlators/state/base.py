@@ -12,8 +12,9 @@ from correlators.signals import Incident, Signal
 class StateStore(ABC):
     # --- signals: append-only, written once under every partition they belong to ----------------------------
     @abstractmethod
-    def put_signal(self, signal: Signal, partitions: Iterable[str]) -> bool:
-        """Store a signal under each partition; False (and nothing written) when it is already stored."""
+    def put_signal(self, signal: Signal, partitions: Iterable[str], expires: datetime) -> bool:
+        """Store a signal under each partition until `expires` (event time; DynamoDB's TTL in AWS); False (and
+        nothing written) when it is already stored."""
 
     @abstractmethod
     def signals(self, partition: str, start: datetime, end: datetime) -> list[Signal]:
@@ -23,8 +24,8 @@ class StateStore(ABC):
     def signal_count(self) -> int: ...
 
     @abstractmethod
-    def expire_signals(self, before: datetime) -> int:
-        """Drop signals older than `before` (window + lateness behind the watermark); how many went."""
+    def expire_signals(self, now: datetime) -> int:
+        """Drop signals whose `expires` is before `now` (the latest event time seen); how many went."""
 
     @abstractmethod
     def evict_stalest(self, keep: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -17,15 +18,17 @@ class MemoryStore(StateStore):
         self._partitions_of: dict[str, list[str]] = {}
         # partition -> sorted list of (time, signal id)
         self._partitions: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+        self._expiry: list[tuple[datetime, str]] = []  # heap; entries of evicted signals are skipped lazily
         self._events: dict[str, datetime] = {}
         self._incidents: dict[str, Incident] = {}
         self._meta: dict[str, str] = {}
 
-    def put_signal(self, signal: Signal, partitions: Iterable[str]) -> bool:
+    def put_signal(self, signal: Signal, partitions: Iterable[str], expires: datetime) -> bool:
         if signal.id in self._signals:
             return False
         parts = sorted(set(partitions))
         self._signals[signal.id] = signal
+        heapq.heappush(self._expiry, (expires, signal.id))
         self._partitions_of[signal.id] = parts
         for partition in parts:
             bisect.insort(self._partitions[partition], (signal.time, signal.id))
@@ -54,8 +57,13 @@ class MemoryStore(StateStore):
                     del self._partitions[partition]
         return len(signal_ids)
 
-    def expire_signals(self, before: datetime) -> int:
-        return self._drop([sid for sid, s in self._signals.items() if s.time < before])
+    def expire_signals(self, now: datetime) -> int:
+        due = []
+        while self._expiry and self._expiry[0][0] < now:
+            _, signal_id = heapq.heappop(self._expiry)
+            if signal_id in self._signals:
+                due.append(signal_id)
+        return self._drop(due)
 
     def evict_stalest(self, keep: int) -> int:
         excess = len(self._signals) - keep

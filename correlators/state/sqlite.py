@@ -15,12 +15,14 @@ from correlators.errors import StateError
 from correlators.signals import Incident, Signal
 from correlators.state.base import StateStore
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS signals (id TEXT PRIMARY KEY, time REAL NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS signals (
+    id TEXT PRIMARY KEY, time REAL NOT NULL, expires REAL NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS signals_by_time ON signals (time);
+CREATE INDEX IF NOT EXISTS signals_by_expiry ON signals (expires);
 CREATE TABLE IF NOT EXISTS signal_partitions (
     partition TEXT NOT NULL, time REAL NOT NULL, signal_id TEXT NOT NULL,
     PRIMARY KEY (partition, time, signal_id)) WITHOUT ROWID;
@@ -53,11 +55,11 @@ class SqliteStore(StateStore):
         elif version != SCHEMA_VERSION:
             raise StateError(f"{path}: state schema {version}, this Cordon reads {SCHEMA_VERSION}")
 
-    def put_signal(self, signal: Signal, partitions: Iterable[str]) -> bool:
+    def put_signal(self, signal: Signal, partitions: Iterable[str], expires: datetime) -> bool:
         with self._db:
             inserted = self._db.execute(
-                "INSERT OR IGNORE INTO signals (id, time, body) VALUES (?, ?, ?)",
-                (signal.id, _ts(signal.time), signal.model_dump_json()),
+                "INSERT OR IGNORE INTO signals (id, time, expires, body) VALUES (?, ?, ?, ?)",
+                (signal.id, _ts(signal.time), _ts(expires), signal.model_dump_json()),
             ).rowcount
             if not inserted:
                 return False
@@ -86,8 +88,8 @@ class SqliteStore(StateStore):
             self._db.execute("DELETE FROM signal_partitions WHERE signal_id IN (SELECT id FROM doomed)")
             return self._db.execute("DELETE FROM signals WHERE id IN (SELECT id FROM doomed)").rowcount
 
-    def expire_signals(self, before: datetime) -> int:
-        return self._drop_where("WHERE time < ?", (_ts(before),))
+    def expire_signals(self, now: datetime) -> int:
+        return self._drop_where("WHERE expires < ?", (_ts(now),))
 
     def evict_stalest(self, keep: int) -> int:
         excess = self.signal_count() - keep

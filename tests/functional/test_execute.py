@@ -284,3 +284,30 @@ def test_another_accounts_incident_is_contained_through_an_assumed_role(aws, tmp
     # THEN the member account's key is the one deactivated
     assert actions[0]["status"] == "applied"
     assert world.key_status()[world.key] == "Inactive"
+
+
+def test_the_ssm_kill_switch_applies_nothing_while_on(aws, tmp_path) -> None:
+    world = World(aws, tmp_path, kill_switch_parameter="/cordon/kill-switch")
+    aws.client("ssm").put_parameter(Name="/cordon/kill-switch", Value="on", Type="String")
+    actions = world.run()
+    assert actions[0]["status"] == "skipped"
+    assert actions[0]["reason"] == "kill switch is on (SSM parameter /cordon/kill-switch): nothing is changed"
+    assert world.key_status()[world.key] == "Active"
+    aws.client("ssm").put_parameter(Name="/cordon/kill-switch", Value="off", Type="String", Overwrite=True)
+    world.incident = {**world.incident, "id": "inc-2"}
+    assert world.run()[0]["status"] == "applied"
+
+
+def test_an_unreadable_ssm_kill_switch_counts_as_on(aws, tmp_path, monkeypatch) -> None:
+    from responders.base import ResponderError
+
+    world = World(aws, tmp_path, kill_switch_parameter="/cordon/kill-switch")
+
+    def denied(self: SessionFactory, name: str) -> str:
+        raise ResponderError("get_parameter: AccessDeniedException", code="AccessDeniedException")
+
+    monkeypatch.setattr(SessionFactory, "parameter", denied)
+    actions = world.run()
+    assert actions[0]["status"] == "skipped"
+    assert actions[0]["reason"].startswith("kill switch parameter /cordon/kill-switch unreadable")
+    assert world.key_status()[world.key] == "Active"

@@ -12,6 +12,7 @@ from correlators.signals import Incident, Signal
 from correlators.state import MemoryStore, SqliteStore, StateStore, open_store
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+FAR = T0 + timedelta(days=365)
 
 
 def _signal(minute: int, event_id: str | None = None, rule: str = "r") -> Signal:
@@ -31,8 +32,8 @@ def store(request: pytest.FixtureRequest, tmp_path) -> StateStore:
 def test_signals_are_read_back_by_partition_and_time_range(store: StateStore) -> None:
     # GIVEN signals in two partitions
     for minute in (0, 5, 10, 30):
-        store.put_signal(_signal(minute), ["entity|a"])
-    store.put_signal(_signal(7, "other"), ["entity|b"])
+        store.put_signal(_signal(minute), ["entity|a"], FAR)
+    store.put_signal(_signal(7, "other"), ["entity|b"], FAR)
     # WHEN one partition's window is read
     found = store.signals("entity|a", T0 + timedelta(minutes=5), T0 + timedelta(minutes=10))
     # THEN only its signals inside the bounds come back, oldest first
@@ -40,14 +41,16 @@ def test_signals_are_read_back_by_partition_and_time_range(store: StateStore) ->
 
 
 def test_a_signal_is_stored_once(store: StateStore) -> None:
-    assert store.put_signal(_signal(1), ["p"]) is True
-    assert store.put_signal(_signal(1), ["p"]) is False
+    assert store.put_signal(_signal(1), ["p"], FAR) is True
+    assert store.put_signal(_signal(1), ["p"], FAR) is False
     assert store.signal_count() == 1
 
 
-def test_expiry_drops_old_signals_from_every_partition(store: StateStore) -> None:
-    store.put_signal(_signal(0), ["p", "q"])
-    store.put_signal(_signal(20), ["p"])
+def test_expiry_drops_signals_past_their_own_expiry_from_every_partition(store: StateStore) -> None:
+    # GIVEN an early signal kept briefly and a later one kept long (its rule feeds a longer correlation)
+    store.put_signal(_signal(0), ["p", "q"], T0 + timedelta(minutes=5))
+    store.put_signal(_signal(20), ["p"], FAR)
+    # WHEN event time moves past the first one's expiry
     assert store.expire_signals(T0 + timedelta(minutes=10)) == 1
     assert store.signals("q", T0, T0 + timedelta(hours=1)) == []
     assert [s.event.event_id for s in store.signals("p", T0, T0 + timedelta(hours=1))] == ["e20"]
@@ -55,7 +58,7 @@ def test_expiry_drops_old_signals_from_every_partition(store: StateStore) -> Non
 
 def test_eviction_drops_the_stalest_first(store: StateStore) -> None:
     for minute in (3, 1, 2, 0):
-        store.put_signal(_signal(minute), ["p"])
+        store.put_signal(_signal(minute), ["p"], FAR)
     assert store.evict_stalest(keep=2) == 2
     assert [s.event.event_id for s in store.signals("p", T0, T0 + timedelta(hours=1))] == ["e2", "e3"]
 
@@ -79,7 +82,7 @@ def test_incidents_round_trip_and_merged_ones_are_not_live(store: StateStore) ->
 def test_sqlite_state_survives_reopening(tmp_path) -> None:
     path = tmp_path / "state.db"
     first = SqliteStore(path)
-    first.put_signal(_signal(1), ["p"])
+    first.put_signal(_signal(1), ["p"], FAR)
     first.set_meta("max_event_time", T0.isoformat())
     first.close()
     second = open_store(f"sqlite:///{path}")
