@@ -19,9 +19,9 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check cordon correlators responders infra tests
-	$(BIN)/ruff format --check cordon correlators responders infra tests
-	$(BIN)/mypy cordon correlators responders infra
+	$(BIN)/ruff check cordon correlators responders infra bench tests
+	$(BIN)/ruff format --check cordon correlators responders infra bench tests
+	$(BIN)/mypy cordon correlators responders infra bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_replay.py 50000

@@ -9,6 +9,7 @@ second and peak memory. Targets (DESIGN: a correlator Lambda keeps up with an ac
 from __future__ import annotations
 
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +27,8 @@ from correlators.state import open_store
 REPO = Path(__file__).resolve().parent.parent
 SIGMAHQ = REPO.parent / "shared" / "samples" / "sigmahq-sigma" / "rules" / "cloud" / "aws" / "cloudtrail"
 EVENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-TARGETS = {"memory://": 1_000, "sqlite": 300}
+TARGETS = {"memory": 1_000, "sqlite": 300}
+MEMORY_MIB = 512
 
 
 def _record(n: int, start: datetime) -> dict[str, object]:
@@ -53,33 +55,40 @@ def _record(n: int, start: datetime) -> dict[str, object]:
     }
 
 
-def main() -> None:
+def run(label: str, url: str) -> bool:
+    """One store, in its own process so its peak memory is its own."""
     config = load_config(REPO / "examples" / "cordon.yaml")
     rules = load_ruleset(config, [SIGMAHQ] if SIGMAHQ.is_dir() else [])
     start = datetime(2026, 11, 20, tzinfo=UTC)
-    events = [e for n in range(EVENTS) for e in normalize(RawRecord(_record(n, start), f"bench:{n}"), config)]
-    print(f"{EVENTS} CloudTrail events, {len(rules.detections)} detection and {len(rules.correlations)} correlation rules")
+    pipeline = Pipeline(config, rules, open_store(url))
+    began = time.perf_counter()
+    for n in range(EVENTS):  # normalizing is part of the work measured, as in the correlator
+        for event in normalize(RawRecord(_record(n, start), f"bench:{n}"), config):
+            pipeline.submit(event)
+    pipeline.flush()
+    rate = EVENTS / (time.perf_counter() - began)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ok = rate >= TARGETS[label] and peak_mib < MEMORY_MIB
+    stats = pipeline.stats
+    print(
+        f"{label:10} {rate:7,.0f} events/s (target {TARGETS[label]:,})  peak RSS {peak_mib:4,.0f} MiB"
+        f" (target {MEMORY_MIB})  {'ok' if ok else 'MISSED'}  signals {stats.signals}  expired {stats.expired}"
+        f"  evicted {stats.evicted}",
+        flush=True,
+    )
+    return ok
+
+
+def main() -> None:
+    if len(sys.argv) > 2:  # a child: one store
+        sys.exit(0 if run(sys.argv[2], sys.argv[3]) else 1)
+    print(f"{EVENTS} CloudTrail events through the built-in rules and the {SIGMAHQ.name} SigmaHQ rules", flush=True)
     failed = False
     with tempfile.TemporaryDirectory() as folder:
-        for label, url in (("memory://", "memory://"), ("sqlite", f"sqlite:///{folder}/bench.db")):
-            pipeline = Pipeline(config, rules, open_store(url))
-            began = time.perf_counter()
-            for event in events:
-                pipeline.submit(event)
-            pipeline.flush()
-            elapsed = time.perf_counter() - began
-            rate = EVENTS / elapsed
-            ok = rate >= TARGETS[label]
-            failed |= not ok
-            stats = pipeline.stats
-            print(
-                f"{label:10} {rate:9,.0f} events/s (target {TARGETS[label]:,}) {'ok' if ok else 'MISSED'}"
-                f"  signals {stats.signals}  incidents {stats.incidents}  expired {stats.expired}"
-                f"  evicted {stats.evicted}"
-            )
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak_mib:,.0f} MiB (target 512 MiB) {'ok' if peak_mib < 512 else 'MISSED'}")
-    sys.exit(1 if failed or peak_mib >= 512 else 0)
+        for label, url in (("memory", "memory://"), ("sqlite", f"sqlite:///{folder}/bench.db")):
+            child = subprocess.run([sys.executable, __file__, str(EVENTS), label, url], check=False)  # noqa: S603
+            failed |= child.returncode != 0
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

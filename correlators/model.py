@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 # Set in ProductFields of the findings Cordon itself imports into Security Hub, so they never re-enter the
 # correlator (the EventBridge rule filters them; replayed exports are dropped by the normalizer).
@@ -135,17 +136,20 @@ class NormalizedEvent(BaseModel):
     alarm: Alarm | None = None
     raw: dict[str, Any] = Field(repr=False)  # CloudTrail record, GuardDuty/ASFF finding, or alarm `detail`
     origin: str = ""  # "file:line" it was read from
-    _entities: list[Entity] | None = PrivateAttr(default=None)
 
     @property
     def asset_classes(self) -> list[str]:
         return sorted({r.asset_class for r in self.resources if r.asset_class})
 
     def entities(self) -> list[Entity]:
-        """Every entity the event names, de-duplicated, identities first (computed once: correlation asks often)."""
-        if self._entities is None:
-            self._entities = self._collect_entities()
-        return list(self._entities)
+        """Every entity the event names, de-duplicated, identities first."""
+        return list(self._entity_list)
+
+    @cached_property
+    def _entity_list(self) -> tuple[Entity, ...]:
+        # Computed once: correlation asks for every stored signal's entities. Events are not changed after
+        # normalization and enrichment, which set actor and resources before anything reads this.
+        return tuple(self._collect_entities())
 
     def _collect_entities(self) -> list[Entity]:
         found: dict[str, Entity] = {}

@@ -37,12 +37,8 @@ class MemoryStore(StateStore):
     def signals(self, partition: str, start: datetime, end: datetime) -> list[Signal]:
         rows = self._partitions.get(partition, [])
         low = bisect.bisect_left(rows, (start, ""))
-        found = []
-        for time, signal_id in rows[low:]:
-            if time > end:
-                break
-            found.append(self._signals[signal_id])
-        return found
+        high = bisect.bisect_right(rows, (end, "\U0010ffff"), lo=low)
+        return [self._signals[signal_id] for _, signal_id in rows[low:high]]
 
     def signal_count(self) -> int:
         return len(self._signals)
@@ -52,7 +48,7 @@ class MemoryStore(StateStore):
             signal = self._signals.pop(signal_id)
             for partition in self._partitions_of.pop(signal_id):
                 rows = self._partitions[partition]
-                rows.remove((signal.time, signal_id))
+                del rows[bisect.bisect_left(rows, (signal.time, signal_id))]
                 if not rows:
                     del self._partitions[partition]
         return len(signal_ids)

@@ -7,6 +7,7 @@ event time, the same access path the DynamoDB signal table has in AWS.
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,8 +38,14 @@ def _ts(time: datetime) -> float:
     return time.timestamp()
 
 
+_CACHE_SIZE = 50_000  # signals kept parsed in memory: the window's working set, not the whole table
+
+
 class SqliteStore(StateStore):
     def __init__(self, path: str | Path) -> None:
+        # Parsed signals by id. Signals are immutable and this process is the table's only writer during a run,
+        # so a cached signal is always what the row holds; it saves re-parsing JSON on every window read.
+        self._cache: OrderedDict[str, Signal] = OrderedDict()
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -63,6 +70,7 @@ class SqliteStore(StateStore):
             ).rowcount
             if not inserted:
                 return False
+            self._remember(signal)
             self._db.executemany(
                 "INSERT OR IGNORE INTO signal_partitions (partition, time, signal_id) VALUES (?, ?, ?)",
                 [(p, _ts(signal.time), signal.id) for p in set(partitions)],
@@ -70,12 +78,30 @@ class SqliteStore(StateStore):
         return True
 
     def signals(self, partition: str, start: datetime, end: datetime) -> list[Signal]:
-        rows = self._db.execute(
-            "SELECT s.body FROM signal_partitions p JOIN signals s ON s.id = p.signal_id"
-            " WHERE p.partition = ? AND p.time BETWEEN ? AND ? ORDER BY p.time, p.signal_id",
-            (partition, _ts(start), _ts(end)),
-        )
-        return [Signal.model_validate_json(body) for (body,) in rows]
+        ids = [
+            signal_id
+            for (signal_id,) in self._db.execute(
+                "SELECT signal_id FROM signal_partitions WHERE partition = ? AND time BETWEEN ? AND ?"
+                " ORDER BY time, signal_id",
+                (partition, _ts(start), _ts(end)),
+            )
+        ]
+        found = {signal_id: self._cache[signal_id] for signal_id in ids if signal_id in self._cache}
+        missing = [signal_id for signal_id in ids if signal_id not in found]
+        for chunk in range(0, len(missing), 500):
+            part = missing[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            for (body,) in self._db.execute(f"SELECT body FROM signals WHERE id IN ({marks})", part):  # noqa: S608
+                signal = Signal.model_validate_json(body)
+                found[signal.id] = signal
+                self._remember(signal)
+        return [found[signal_id] for signal_id in ids]
+
+    def _remember(self, signal: Signal) -> None:
+        self._cache[signal.id] = signal
+        self._cache.move_to_end(signal.id)
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
 
     def signal_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM signals").fetchone()[0])
@@ -86,6 +112,8 @@ class SqliteStore(StateStore):
             self._db.execute("DELETE FROM doomed")
             self._db.execute(f"INSERT INTO doomed SELECT id FROM signals {condition}", params)  # noqa: S608
             self._db.execute("DELETE FROM signal_partitions WHERE signal_id IN (SELECT id FROM doomed)")
+            for (signal_id,) in self._db.execute("SELECT id FROM doomed"):
+                self._cache.pop(signal_id, None)
             return self._db.execute("DELETE FROM signals WHERE id IN (SELECT id FROM doomed)").rowcount
 
     def expire_signals(self, now: datetime) -> int:
