@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from responders import apigateway, ec2, iam, notify, s3, sagemaker, wafv2  # noqa: F401 - imported to register
+import responders.apigateway
+import responders.ec2
+import responders.iam
+import responders.notify
+import responders.s3
+import responders.sagemaker
+import responders.wafv2  # noqa: F401 - each import registers that module's responders
 from responders.base import Responder, registry
 
 

@@ -74,7 +74,9 @@ def _load_document(
         ]
         # Lint reports every error: the names a broken playbook refers to are still worth checking.
         return schema_errors + _raw_reference_errors(path, document, key_lines, responders, rules)
-    return _cross_reference_errors(playbook, path, document, key_lines, responders, rules) or playbook
+    errors = _raw_reference_errors(path, document, key_lines, responders, rules)
+    errors += _parameter_errors(playbook, path, document, key_lines, responders)
+    return errors or playbook
 
 
 def _raw_reference_errors(
@@ -84,6 +86,7 @@ def _raw_reference_errors(
     responders: Mapping[str, type[Responder]],
     rules: Collection[str],
 ) -> list[PlaybookError]:
+    """Unknown rules and responders, read from the raw document so a playbook failing the schema is checked too."""
     errors = []
     trigger = document.get("trigger")
     names = trigger.get("rules") if isinstance(trigger, dict) else None
@@ -110,22 +113,18 @@ def _message(loc: Sequence[Any], message: str, value: Any) -> str:
     return f"{where}: {message}"
 
 
-def _cross_reference_errors(
+def _parameter_errors(
     playbook: Playbook,
     path: Path,
     document: dict[str, Any],
     key_lines: KeyLines,
     responders: Mapping[str, type[Responder]],
-    rules: Collection[str],
 ) -> list[PlaybookError]:
     errors = []
 
     def error(loc: tuple[Any, ...], message: str) -> None:
         errors.append(PlaybookError(message, locate(path, key_lines, loc, document)))
 
-    for index, rule in enumerate(playbook.trigger.rules):
-        if rule not in rules:
-            error(("trigger", "rules", index), f"unknown rule {rule!r}, valid: {', '.join(sorted(rules))}")
     step_names: set[str] = set()
     actions = [("steps", i, s.responder, s.params, s.bind) for i, s in enumerate(playbook.steps)]
     actions += [("notify", i, n.responder, n.params, n.bind) for i, n in enumerate(playbook.notify)]
@@ -137,8 +136,7 @@ def _cross_reference_errors(
             step_names.add(step_name)
         spec = responders.get(name)
         if spec is None:
-            error((section, index, "responder"), f"unknown responder {name!r}, valid: {', '.join(sorted(responders))}")
-            continue
+            continue  # reported by _raw_reference_errors
         valid = set(spec.Params.model_fields)
         for key in [*params, *bind]:
             if key not in valid:

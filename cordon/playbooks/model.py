@@ -66,13 +66,32 @@ class Trigger(_Strict):
     entity_types: list[EntityType] = Field(default_factory=list)
 
 
-class Step(_Strict):
-    name: str
+class Notification(_Strict):
+    """A responder call with a `when` condition and parameters, literal or bound from the incident."""
+
     responder: str
-    target: str = "id"  # JMESPath; the default names the incident itself (notifications)
-    when: str | None = None
+    when: str | None = None  # e.g. "site.sns_topic_arn": notify only where the site configured a channel
     params: dict[str, Any] = Field(default_factory=dict)
     bind: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("when")
+    @classmethod
+    def _condition(cls, expression: str | None) -> str | None:
+        return None if expression is None else _check_expression(expression)
+
+    @field_validator("bind")
+    @classmethod
+    def _bindings(cls, bind: dict[str, str]) -> dict[str, str]:
+        for expression in bind.values():
+            _check_expression(expression)
+        return bind
+
+
+class Step(Notification):
+    """A notification's fields, plus a name, a target, what to do on error, and a stricter mode if wanted."""
+
+    name: str
+    target: str = "id"  # JMESPath; the default names the incident itself (notifications)
     on_error: OnError = OnError.CONTINUE
     mode: Mode | None = None  # overrides the playbook's mode for this step
 
@@ -83,36 +102,10 @@ class Step(_Strict):
             raise ValueError(f"step name {name!r} must be lower-case letters, digits and dashes")
         return name
 
-    @field_validator("target", "when")
+    @field_validator("target")
     @classmethod
-    def _expression(cls, expression: str | None) -> str | None:
-        return None if expression is None else _check_expression(expression)
-
-    @field_validator("bind")
-    @classmethod
-    def _bindings(cls, bind: dict[str, str]) -> dict[str, str]:
-        for expression in bind.values():
-            _check_expression(expression)
-        return bind
-
-
-class Notification(_Strict):
-    responder: str
-    when: str | None = None  # e.g. "site.sns_topic_arn": notify only where the site configured a channel
-    params: dict[str, Any] = Field(default_factory=dict)
-    bind: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("when")
-    @classmethod
-    def _expression(cls, expression: str | None) -> str | None:
-        return None if expression is None else _check_expression(expression)
-
-    @field_validator("bind")
-    @classmethod
-    def _bindings(cls, bind: dict[str, str]) -> dict[str, str]:
-        for expression in bind.values():
-            _check_expression(expression)
-        return bind
+    def _target(cls, expression: str) -> str:
+        return _check_expression(expression)
 
 
 class Playbook(_Strict):
