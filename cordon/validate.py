@@ -8,7 +8,7 @@ from pathlib import Path
 from cordon.playbooks.loader import load_playbooks
 from cordon.replay import rule_paths
 from cordon.respond import known_rules, playbook_paths
-from correlators.config import load_config
+from correlators.config import check_config
 from correlators.errors import InputError
 from correlators.sigma.loader import load_rules
 from responders.catalog import builtin_responders
@@ -16,10 +16,9 @@ from responders.catalog import builtin_responders
 
 def validate(config_path: Path | None, extra: Sequence[Path] = ()) -> list[InputError]:
     """Every problem found; an empty list means valid. `extra` holds rule or playbook files or folders."""
-    try:
-        config = load_config(config_path)
-    except InputError as error:
-        return [error]  # rules and playbooks depend on the config's paths
+    config, config_errors = check_config(config_path)
+    if config is None:
+        return list(config_errors)  # rules and playbooks depend on the config's paths
     extra_rules, extra_playbooks = _split(extra)
     ruleset = load_rules(rule_paths(config, extra_rules), collect_errors=True)
     errors: list[InputError] = list(ruleset.errors)

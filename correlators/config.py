@@ -96,18 +96,32 @@ class Config(_Strict):
 
 
 def load_config(path: Path | None) -> Config:
-    """Load and validate `cordon.yaml`; with no path, the defaults."""
+    """Load and validate `cordon.yaml`; with no path, the defaults. Raises the first error."""
+    config, errors = check_config(path)
+    if errors:
+        raise errors[0]
+    assert config is not None
+    return config
+
+
+def check_config(path: Path | None) -> tuple[Config | None, list[ConfigError]]:
+    """The config and every error in it (lint mode): each names the file, the line and the key."""
     if path is None:
-        return Config()
-    document, lines = load_yaml_mapping(path, ConfigError)
+        return Config(), []
+    try:
+        document, lines = load_yaml_mapping(path, ConfigError)
+    except ConfigError as error:
+        return None, [error]
     try:
         config = Config.model_validate(document)
     except ValidationError as error:
-        first = error.errors()[0]
-        loc = tuple(first["loc"])
-        raise ConfigError(
-            f"{'.'.join(str(p) for p in loc) or '(top)'}: {first['msg']}", where=locate(path, lines, loc, document)
-        ) from None
+        return None, [
+            ConfigError(
+                f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}",
+                where=locate(path, lines, tuple(e["loc"]), document),
+            )
+            for e in error.errors()
+        ]
     config.rules = [p if p.is_absolute() else (path.parent / p) for p in config.rules]
     config.playbooks = [p if p.is_absolute() else (path.parent / p) for p in config.playbooks]
-    return config
+    return config, []

@@ -180,3 +180,13 @@ def test_validate_reports_every_error_with_file_and_line(tmp_path, capsys) -> No
 def test_validate_passes_on_the_shipped_config_rules_and_playbooks(capsys) -> None:
     assert main(["validate", "--config", str(CONFIG)]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+def test_validate_reports_every_config_error(tmp_path, capsys) -> None:
+    config = tmp_path / "cordon.yaml"
+    config.write_text(
+        "assets:\n  Training: ['s3://b/*']\nguards:\n  protected_principals: ['Break*']\n  max_actions_per_hour: -1\n"
+    )
+    assert main(["validate", "--config", str(config)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[0] for line in lines] == [f"{config}:1", f"{config}:4", f"{config}:5"]
