@@ -59,6 +59,8 @@ class AuditRecord(BaseModel):
         }
         if self.reason:
             action["reason"] = self.reason
+        if self.status is Status.PLANNED and self.before:
+            action["current_state"] = self.before  # a dry run shows what it would change, as read just now
         return action
 
 

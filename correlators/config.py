@@ -117,7 +117,7 @@ def check_config(path: Path | None) -> tuple[Config | None, list[ConfigError]]:
     except ValidationError as error:
         return None, [
             ConfigError(
-                f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}",
+                f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg'].removeprefix('Value error, ')}",
                 where=locate(path, lines, tuple(e["loc"]), document),
             )
             for e in error.errors()

@@ -227,10 +227,11 @@ def test_approval_mode_waits_and_approve_applies(aws, tmp_path) -> None:
 def test_dry_run_reads_state_back_and_changes_nothing(aws, tmp_path) -> None:
     world = World(aws, tmp_path)
     world.playbooks = [world.playbooks[0].model_copy(update={"mode": Mode.DRY_RUN})]
-    world.run()
+    actions = world.run()
     record = world.audit.records()[0]
     assert record.status is Status.PLANNED
     assert record.before  # the current state, read with read-only calls
+    assert actions[0]["current_state"] == record.before
     assert world.key_status()[world.key] == "Active"
 
 
