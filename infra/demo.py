@@ -20,11 +20,36 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
+
 from moto.server import ThreadedMotoServer
 
 from infra import ml_account
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+class _SlackInbox(BaseHTTPRequestHandler):
+    """Stands in for Slack's incoming-webhook endpoint, on loopback: keeps what Cordon posts."""
+
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep the demo's output readable
+        pass
+
+
+def _start_slack() -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlackInbox)
+    Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def _free_loopback_port() -> int:
@@ -67,6 +92,9 @@ def _read_back(ml: ml_account.MlAccount) -> None:
     messages = sqs.receive_message(QueueUrl=ml.alerts_queue_url, MaxNumberOfMessages=10).get("Messages", [])
     for message in messages:
         print(f"SNS alert received by the SOC inbox: {json.loads(message['Body'])['Subject']}")
+    for payload in _SlackInbox.received:
+        print(f"Slack message received: {payload['text']}")
+    _SlackInbox.received.clear()
 
 
 def _has_policy(s3: Any) -> bool:
@@ -90,8 +118,15 @@ def main() -> None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    slack = _start_slack()
+    os.environ["CORDON_SLACK_WEBHOOK_URL"] = f"http://127.0.0.1:{slack.server_address[1]}/services/demo"
     try:
         with tempfile.TemporaryDirectory(prefix="cordon-demo-") as workdir:
+            # The bundled config, plus where this demo's Slack stand-in listens.
+            config = Path(workdir) / "cordon.yaml"
+            config.write_text(
+                (REPO / "examples" / "cordon.yaml").read_text() + "  slack_webhook_env: CORDON_SLACK_WEBHOOK_URL\n"
+            )
             _heading(f"An ML account in a moto server at {endpoint}")
             ml = ml_account.build(endpoint)
             print(
@@ -107,7 +142,7 @@ def main() -> None:
                 "replay",
                 str(scenarios),
                 "--config",
-                str(REPO / "examples" / "cordon.yaml"),
+                str(config),
                 "--execute",
                 "--endpoint-url",
                 endpoint,
@@ -132,7 +167,7 @@ def main() -> None:
                 "--endpoint-url",
                 endpoint,
                 "--config",
-                str(REPO / "examples" / "cordon.yaml"),
+                str(config),
             )
             _read_back(ml)
 
@@ -140,6 +175,7 @@ def main() -> None:
             _cordon("audit", "--state", state)
     finally:
         server.stop()
+        slack.shutdown()
 
 
 if __name__ == "__main__":
