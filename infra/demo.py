@@ -17,11 +17,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
-from typing import Any
-
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from threading import Thread
+from typing import Any
 
 from moto.server import ThreadedMotoServer
 
