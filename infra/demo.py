@@ -20,7 +20,7 @@ import tempfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
-from typing import Any
+from typing import Any, ClassVar
 
 from moto.server import ThreadedMotoServer
 
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 class _SlackInbox(BaseHTTPRequestHandler):
     """Stands in for Slack's incoming-webhook endpoint, on loopback: keeps what Cordon posts."""
 
-    received: list[dict[str, Any]] = []
+    received: ClassVar[list[dict[str, Any]]] = []  # shared by the handler instances, one per request
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
