@@ -15,7 +15,7 @@ from responders.apigateway import DisableApiKey, Throttle, ThrottleParams
 from responders.base import ResponderError, Target, VerificationError
 
 from .conftest import ACCOUNT, REGION
-from .test_sagemaker import PartialStubber, pin_clients
+from .stubbing import PartialStubber, pin_clients
 
 MUTATING = ("Update", "Create", "Delete", "Put")
 
