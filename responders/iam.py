@@ -55,13 +55,16 @@ class Principal:
         return f"arn:{self.partition}:iam::{self.account}:{self.kind}{self.path}{self.name}"
 
 
-def parse_principal(target: Target) -> Principal:
-    match = _PRINCIPAL_ARN.fullmatch(target.id)
+def principal_from_arn(arn: str) -> Principal:
+    """An IAM user or role ARN, parsed strictly; anything else (root, sessions, `*`) is refused."""
+    match = _PRINCIPAL_ARN.fullmatch(arn)
     if match is None:
-        raise ResponderError(
-            f"not an IAM user or role ARN: {target.id!r} (root, sessions and federated users are refused)"
-        )
-    principal = Principal(**match.groupdict())
+        raise ResponderError(f"not an IAM user or role ARN: {arn!r} (root, sessions and federated users are refused)")
+    return Principal(**match.groupdict())
+
+
+def parse_principal(target: Target) -> Principal:
+    principal = principal_from_arn(target.id)
     if target.account and target.account != principal.account:
         raise ResponderError(f"{principal.arn} is not in the target account {target.account}")
     return principal

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from responders.aws import call
 from responders.base import ResponderError
+from responders.iam import Principal as Principal  # re-exported: the endpoint responder's principals are IAM's
+from responders.iam import get_inline_policy, principal_from_arn, set_inline_policy
 
 DENY_POLICY_PREFIX = "cordon-deny-invoke-"
 
-_PRINCIPAL_ARN = re.compile(
-    r"arn:aws(?:-[a-z]+)*:iam::(?P<account>\d{12}):(?P<kind>role|user)/(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>[\w+=,.@-]{1,64})",
-    re.ASCII,
-)
-
-
-# --- pure request builders -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Principal:
-    arn: str
-    account: str
-    kind: Literal["role", "user"]
-    path: str
-    name: str
-
 
 def parse_principal(arn: str) -> Principal:
-    match = _PRINCIPAL_ARN.fullmatch(arn)
-    if not match:
-        raise ValueError(f"not an IAM role or user ARN: {arn!r} (assumed-role sessions resolve to their role)")
-    kind: Literal["role", "user"] = "role" if match["kind"] == "role" else "user"
-    return Principal(arn, match["account"], kind, "/" + match["path"], match["name"])
+    """A role or user ARN for a deny policy (assumed-role sessions resolve to their role before they get here)."""
+    return principal_from_arn(arn)
 
 
 def screen_principals(arns: tuple[str, ...], account: str) -> tuple[list[Principal], dict[str, str]]:
@@ -91,39 +71,20 @@ def policy_without(document: dict[str, Any] | None, sid: str) -> dict[str, Any] 
 # --- thin AWS I/O --------------------------------------------------------------------------------------------------
 
 
-def _iam_ops(iam: Any, principal: Principal) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-    if principal.kind == "role":
-        return (
-            iam.get_role,
-            iam.get_role_policy,
-            iam.put_role_policy,
-            iam.delete_role_policy,
-            {"RoleName": principal.name},
-        )
-    return iam.get_user, iam.get_user_policy, iam.put_user_policy, iam.delete_user_policy, {"UserName": principal.name}
-
-
 def read_deny_policy(iam: Any, principal: Principal, policy_name: str) -> dict[str, Any] | Literal[False] | None:
     """The principal's deny policy document, None if it has none, False if the principal does not exist."""
-    get_principal, get_policy, _, _, key = _iam_ops(iam, principal)
     try:
-        call(get_principal, **key)
+        if principal.kind == "role":
+            call(iam.get_role, RoleName=principal.name)
+        else:
+            call(iam.get_user, UserName=principal.name)
     except ResponderError as error:
         if error.code == "NoSuchEntity":
             return False
         raise
-    try:
-        document = call(get_policy, PolicyName=policy_name, **key)["PolicyDocument"]
-    except ResponderError as error:
-        if error.code == "NoSuchEntity":
-            return None
-        raise
-    return json.loads(document) if isinstance(document, str) else dict(document)
+    return get_inline_policy(iam, principal, policy_name)
 
 
 def write_deny_policy(iam: Any, principal: Principal, policy_name: str, document: dict[str, Any] | None) -> None:
-    _, _, put_policy, delete_policy, key = _iam_ops(iam, principal)
-    if document is None:
-        call(delete_policy, PolicyName=policy_name, **key)
-    else:
-        call(put_policy, PolicyName=policy_name, PolicyDocument=json.dumps(document), **key)
+    """Put the document, or delete the policy when it is None (the inline-policy helpers IAM's responders use)."""
+    set_inline_policy(iam, principal, policy_name, document)

@@ -95,7 +95,10 @@ class QuarantineEndpointParams(ResponderParams):
     @classmethod
     def _iam_arns(cls, arns: tuple[str, ...]) -> tuple[str, ...]:
         for arn in arns:
-            parse_principal(arn)
+            try:
+                parse_principal(arn)
+            except ResponderError as error:
+                raise ValueError(str(error)) from None
         return arns
 
 
