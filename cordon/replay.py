@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from correlators.state import open_store
 if TYPE_CHECKING:  # the shell's AWS side; replay itself stays boto3-free
     from cordon.respond import IncidentResponse
 
-BUILTIN_RULES = Path(__file__).resolve().parent.parent / "correlators" / "rules"
+BUILTIN_RULES = Path(str(files("correlators") / "rules"))  # package data: a folder in the installed package
 
 
 @dataclass

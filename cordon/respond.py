@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from correlators.detect import IMPLICIT_RULES
 from correlators.sigma.rules import RuleSet
 from responders.base import Responder
 
-BUILTIN_PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
+BUILTIN_PLAYBOOKS = Path(str(files("playbooks")))  # package data: the installed `playbooks` package
 
 
 def playbook_paths(config: Config) -> list[Path]:

@@ -1,0 +1,1 @@
+"""Cordon's built-in playbooks (YAML package data, read through `importlib.resources`)."""
