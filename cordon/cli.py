@@ -21,6 +21,7 @@ from correlators.errors import CordonError, InputError, StateError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 DEFAULT_STATE = "sqlite:///.cordon/state.db"
+STATE_HELP = "sqlite:///path/state.db, or dynamodb://?audit=AUDIT_TABLE&region=REGION: a deployed stack's audit"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,14 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--config", type=Path, help="site configuration (cordon.yaml)")
 
     audit = commands.add_parser("audit", help="list the audit trail of actions")
-    audit.add_argument("--state", default=DEFAULT_STATE)
+    audit.add_argument("--state", default=DEFAULT_STATE, help=STATE_HELP)
+    audit.add_argument("--endpoint-url", help="AWS endpoint for the DynamoDB audit table (e.g. a moto server)")
     audit.add_argument("--incident", help="only this incident's actions")
     audit.add_argument("--output", choices=("text", "json"), default="text")
 
     for name, text in (("approve", "apply one action waiting for approval"), ("rollback", "undo an applied action")):
         command = commands.add_parser(name, help=text)
         command.add_argument("action_id", metavar="ACTION_ID")
-        command.add_argument("--state", default=DEFAULT_STATE)
+        command.add_argument("--state", default=DEFAULT_STATE, help=STATE_HELP)
         _common(command)
     return parser
 
@@ -87,7 +89,7 @@ def _response(args: argparse.Namespace, config: Config, rules: Any) -> tuple[Any
     from cordon.respond import audit_log_for, build_responder
     from responders.catalog import builtin_responders
 
-    audit = audit_log_for(args.state)
+    audit = audit_log_for(args.state, args.endpoint_url)
     response = build_responder(
         config, rules, builtin_responders(), audit, execute=args.execute, endpoint_url=args.endpoint_url
     )
@@ -108,7 +110,7 @@ def _audit(args: argparse.Namespace) -> int:
     from cordon.render import render_audit
     from cordon.respond import audit_log_for
 
-    audit = audit_log_for(args.state)
+    audit = audit_log_for(args.state, args.endpoint_url)
     try:
         records = audit.records(args.incident)
     finally:
@@ -125,7 +127,7 @@ def _act(args: argparse.Namespace, config: Config) -> int:
     from cordon.respond import audit_log_for
     from responders.catalog import builtin_responders
 
-    audit = audit_log_for(args.state)
+    audit = audit_log_for(args.state, args.endpoint_url)
     sessions = SessionFactory(args.endpoint_url, config.execution.assume_role_name)
     executor = Executor(config, audit, builtin_responders(), sessions=sessions)
     try:

@@ -1,28 +1,50 @@
-"""Executing a plan: guards, idempotency, modes, responders through boto3, and the audit trail.
+"""Executing a plan: claims, guards, the enforcement ceiling, responders through boto3, and the audit trail.
 
-Order for every action: an idempotency key already settled means nothing is attempted again; a planning problem
-(a target the incident does not name) denies it; the kill switch skips every change; a protected principal
-denies it; without `--execute` it stays planned; then the mode decides: dry_run reads state back and plans,
-approval reads state and waits for `cordon approve`, enforce spends budget and applies.
+Every action is claimed first (`cordon.audit`): a conditional write of its record, `in_progress` with a lease.
+A key already settled (applied, pending approval, rolled back), or claimed by another runner whose lease has not
+expired, is not attempted: its record is reported as it stands. Then one ordered list of checks runs, each
+returning a decision (a status and its reason) or letting the action through:
+
+1. a target the incident does not name: denied;
+2. an earlier step of the playbook failed with `on_error: stop`: skipped;
+3. the kill switch: skipped (not notifications);
+4. a protected principal, by name: denied (not notifications);
+5. no AWS session (`replay` without `--execute`): planned;
+6. invalid parameters: failed;
+7. a protected principal, read in AWS (the owner of an access key, the `cordon:protected` tag): denied;
+8. dry run, by the step's mode or the enforcement ceiling: planned, with the state read back;
+9. approval, by the step's mode or the ceiling, unless a person approved it: pending_approval;
+10. the action budgets: skipped.
+
+What passes is applied: the state before is written to the record first (still under our claim, so a runner that
+dies mid-apply leaves it for the retry, and rollback restores the state before the first attempt), then the
+responder applies, then the outcome is written, again only if the claim is still ours.
+
+The enforcement ceiling (`max_mode`: dry_run < approval < enforce) caps every playbook step: an enforce step under
+an approval ceiling waits for approval, under a dry_run ceiling it is planned with the state read. The CLI runs
+with `enforce` (the playbook decides); the deployed runner passes the stack's EnforcementMode. Notifications are
+not changes and are never held back, by a playbook's mode or by the ceiling.
 """
 
 from __future__ import annotations
 
-import uuid
+import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 from pydantic import ValidationError
 
-from cordon.audit import AuditLog, AuditRecord, Status
+from cordon.audit import DEFAULT_LEASE, AuditLog, AuditRecord, ClaimLostError, Status, action_id
 from cordon.playbooks.guards import PROTECTED_TAG, kill_switch_reason, principals_in, protected_reason
 from cordon.playbooks.model import Mode, OnError
 from cordon.playbooks.plan import PlannedAction
 from correlators.config import Config
+from correlators.errors import CordonError
 from responders import aws
-from responders.base import ActionContext, Responder, ResponderError, Target
+from responders.base import ActionContext, Responder, ResponderError, ResponderParams, Target
 
 # What the executor calls itself, besides its responders: who am I, enter a member account, and the guards' reads
 # (who owns an access key, is a principal tagged cordon:protected=true).
@@ -34,17 +56,45 @@ EXECUTOR_PERMISSIONS = (
     "iam:ListUserTags",
     "ssm:GetParameter",
 )
+# Assumed-role credentials are renewed this long before they expire, so no call starts with credentials about to lapse.
+REFRESH_BEFORE_EXPIRY = timedelta(minutes=5)
+_MODE_RANK = {Mode.DRY_RUN: 0, Mode.APPROVAL: 1, Mode.ENFORCE: 2}
+
+
+class ActionRefusedError(CordonError):
+    """`cordon approve` or `cordon rollback` asked for something the action's record does not allow."""
+
+
+def role_arn(partition: str, account: str, role_name: str) -> str:
+    return f"arn:{partition}:iam::{account}:role/{role_name}"
+
+
+def capped(mode: Mode, ceiling: Mode) -> Mode:
+    """The stricter of a step's mode and the enforcement ceiling."""
+    return mode if _MODE_RANK[mode] <= _MODE_RANK[ceiling] else ceiling
 
 
 class SessionFactory:
-    """boto3 sessions per target account and region; another account is reached by assuming a role there."""
+    """boto3 sessions per target account and region, created once and reused; another account is reached by
+    assuming a role there (in the region's partition), and re-assumed a few minutes before its credentials expire."""
 
-    def __init__(self, endpoint_url: str | None, assume_role_name: str, base: boto3.session.Session | None = None):
+    def __init__(
+        self,
+        endpoint_url: str | None,
+        assume_role_name: str,
+        base: boto3.session.Session | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
         self.endpoint_url = endpoint_url
         self._role_name = assume_role_name
         self._base = base or boto3.session.Session()
+        self._clock = clock
+        self._lock = threading.Lock()
         self._caller_account: str | None = None
-        self._assumed: dict[tuple[str, str], boto3.session.Session] = {}
+        self._own: dict[str, tuple[boto3.session.Session, Any]] = {}
+        self._assumed: dict[tuple[str, str], tuple[boto3.session.Session, datetime]] = {}
+        self.assumed_count = 0  # AssumeRole calls made: tests and metrics
 
     def parameter(self, name: str) -> str | None:
         """An SSM parameter of the caller's account (the kill switch), None when it does not exist."""
@@ -57,34 +107,90 @@ class SessionFactory:
             raise
 
     def caller_account(self) -> str:
-        if self._caller_account is None:
-            sts = self._base.client("sts", endpoint_url=self.endpoint_url)
-            self._caller_account = str(aws.call(sts.get_caller_identity)["Account"])
-        return self._caller_account
+        with self._lock:
+            if self._caller_account is None:
+                sts = self._base.client("sts", endpoint_url=self.endpoint_url)
+                self._caller_account = str(aws.call(sts.get_caller_identity)["Account"])
+            return self._caller_account
+
+    def partition(self, region: str) -> str:
+        return str(self._base.get_partition_for_region(region))
 
     def session(self, account: str | None, region: str) -> boto3.session.Session:
         if account is None or account == self.caller_account():
-            return boto3.session.Session(
-                aws_access_key_id=self._credential("access_key"),
-                aws_secret_access_key=self._credential("secret_key"),
-                aws_session_token=self._credential("token"),
-                region_name=region,
-            )
-        if (account, region) not in self._assumed:
-            sts = self._base.client("sts", endpoint_url=self.endpoint_url)
-            role_arn = f"arn:aws:iam::{account}:role/{self._role_name}"
-            credentials = aws.call(sts.assume_role, RoleArn=role_arn, RoleSessionName="cordon-responder")["Credentials"]
-            self._assumed[(account, region)] = boto3.session.Session(
+            return self._own_session(region)
+        with self._lock:
+            cached = self._assumed.get((account, region))
+            if cached is not None and self._clock() < cached[1] - REFRESH_BEFORE_EXPIRY:
+                return cached[0]
+            sts = self._base.client("sts", region_name=region, endpoint_url=self.endpoint_url)
+            arn = role_arn(self.partition(region), account, self._role_name)
+            credentials = aws.call(sts.assume_role, RoleArn=arn, RoleSessionName="cordon-responder")["Credentials"]
+            self.assumed_count += 1
+            session = boto3.session.Session(
                 aws_access_key_id=credentials["AccessKeyId"],
                 aws_secret_access_key=credentials["SecretAccessKey"],
                 aws_session_token=credentials["SessionToken"],
                 region_name=region,
             )
-        return self._assumed[(account, region)]
+            self._assumed[(account, region)] = (session, _aware(credentials["Expiration"]))
+            return session
 
-    def _credential(self, name: str) -> str | None:
+    def _own_session(self, region: str) -> boto3.session.Session:
+        # The base credentials refresh themselves (a Lambda role, an SSO profile): a new snapshot, a new session.
         credentials = self._base.get_credentials()
-        return getattr(credentials, name, None) if credentials else None
+        frozen = credentials.get_frozen_credentials() if credentials else None
+        with self._lock:
+            cached = self._own.get(region)
+            if cached is not None and cached[1] == frozen:
+                return cached[0]
+            session = boto3.session.Session(
+                aws_access_key_id=frozen.access_key if frozen else None,
+                aws_secret_access_key=frozen.secret_key if frozen else None,
+                aws_session_token=frozen.token if frozen else None,
+                region_name=region,
+            )
+            self._own[region] = (session, frozen)
+            return session
+
+
+def _aware(moment: datetime | str) -> datetime:
+    parsed = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a check decided: the action ends with `status`, for `reason`."""
+
+    status: Status
+    reason: str | None = None
+
+
+@dataclass
+class _Attempt:
+    """One claimed action on its way through the checks."""
+
+    record: AuditRecord  # as claimed: in_progress, with our token
+    token: str
+    incident: dict[str, Any]
+    mode: Mode  # the step's own mode
+    effective: Mode  # ... capped by the enforcement ceiling
+    notification: bool
+    problem: str | None = None
+    stopped: bool = False
+    approved: bool = False  # a person approved it (cordon approve)
+    responder: Responder | None = None
+    params: ResponderParams | None = None
+    ctx: ActionContext | None = None
+    current: dict[str, Any] | None = None  # the state read just now, once
+
+    @property
+    def target(self) -> Target:
+        return Target(**self.record.target)
+
+
+Check = Callable[[_Attempt], Decision | None]
 
 
 class Executor:
@@ -96,12 +202,29 @@ class Executor:
         *,
         sessions: SessionFactory | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_mode: Mode = Mode.ENFORCE,
+        lease: timedelta = DEFAULT_LEASE,
     ) -> None:
         self._config = config
         self._audit = audit
         self._responders = responders
         self._sessions = sessions  # None: plan only, no AWS call at all
         self._clock = clock
+        self.max_mode = max_mode
+        self._lease = lease
+        # The guards, in order: the first that decides ends the action.
+        self.checks: tuple[Check, ...] = (
+            self._named_target,
+            self._not_stopped,
+            self._kill_switch_off,
+            self._not_protected_by_name,
+            self._executing,
+            self._valid_params,
+            self._not_protected_in_aws,
+            self._beyond_dry_run,
+            self._approved,
+            self._within_budget,
+        )
 
     def run(self, incident: dict[str, Any], plans: list[PlannedAction]) -> list[dict[str, Any]]:
         """Attempt every planned action of one incident; return the incident's `actions` entries."""
@@ -119,12 +242,9 @@ class Executor:
         return actions
 
     def _attempt(self, incident: dict[str, Any], plan: PlannedAction, stopped: set[str]) -> AuditRecord:
-        settled = self._audit.settled(plan.key)
-        if settled is not None:
-            return settled
         now = self._clock()
         record = AuditRecord(
-            id=f"act-{uuid.uuid4().hex[:16]}",
+            id=action_id(plan.key),
             key=plan.key,
             incident_id=incident["id"],
             playbook=plan.playbook,
@@ -142,86 +262,201 @@ class Executor:
             created_at=now,
             updated_at=now,
         )
-        if plan.problem:
-            return self._finish(record, Status.DENIED, plan.problem)
-        if plan.playbook in stopped and not plan.notification:
-            return self._finish(record, Status.SKIPPED, "an earlier step of this playbook failed (on_error: stop)")
-        if not plan.notification:
-            reason = self._kill_switch()
-            if reason:
-                return self._finish(record, Status.SKIPPED, reason)
-            reason = self._protected_by_name(plan.target.id, plan.params)
-            if reason:
-                return self._finish(record, Status.DENIED, reason)
-        if self._sessions is None:
-            return self._finish(record, Status.PLANNED)
-        return self._execute(record, plan.mode, incident)
+        claim = self._audit.claim(plan.key, record, self._lease, now=now)
+        if claim.token is None:
+            return claim.record  # settled, or another runner holds the claim: it is theirs to finish
+        attempt = _Attempt(
+            record=claim.record,
+            token=claim.token,
+            incident=incident,
+            mode=plan.mode,
+            effective=plan.mode if plan.notification else capped(plan.mode, self.max_mode),
+            notification=plan.notification,
+            problem=plan.problem,
+            stopped=plan.playbook in stopped,
+        )
+        return self._carry_out(attempt)
 
-    def _execute(self, record: AuditRecord, mode: Mode, incident: dict[str, Any]) -> AuditRecord:
-        responder = self._responders[record.responder]()
-        target = Target(**record.target)
-        before: dict[str, Any] = {}
+    def _carry_out(self, attempt: _Attempt) -> AuditRecord:
+        """Run the checks, apply what passes them, and write the outcome under our claim."""
         try:
-            params = responder.Params.model_validate(record.params)
-        except ValidationError as error:
-            return self._finish(record, Status.FAILED, f"invalid parameters: {_first_error(error)}")
-        try:
-            ctx = self._context(target, incident)
-            notification = record.responder.startswith("notify.")
-            if not notification:
-                reason = self._protected_in_aws(ctx, target, record.params)
-                if reason:
-                    return self._finish(record, Status.DENIED, reason)
-            before = responder.read_state(ctx, target, params)
-            if mode is Mode.DRY_RUN:
-                return self._finish(record, Status.PLANNED, before=before)
-            if mode is Mode.APPROVAL and not notification:
-                return self._finish(
-                    record, Status.PENDING_APPROVAL, f"waiting for approval: cordon approve {record.id}", before=before
-                )
-            if not notification:
-                reason = self._budget_reason(record.incident_id)
-                if reason:
-                    return self._finish(record, Status.SKIPPED, reason, before=before)
-            after = responder.apply(ctx, target, params, before)
-            return self._finish(record, Status.APPLIED, before=before, after=after)
+            for check in self.checks:
+                decision = check(attempt)
+                if decision is not None:
+                    before = attempt.current if attempt.current is not None else attempt.record.before
+                    return self._finish(attempt, decision, before=before)
+            return self._apply(attempt)
         except ResponderError as error:
-            return self._finish(record, Status.FAILED, str(error), before=before)
+            before = attempt.record.before or attempt.current or {}
+            return self._finish(attempt, Decision(Status.FAILED, str(error)), before=before)
+        except ClaimLostError:
+            # Our lease ran out and another runner took the action over: its record stands, ours is not written.
+            current = self._audit.get(attempt.record.id)
+            assert current is not None
+            return current
+        except Exception as error:  # a bug: leave a failed record rather than a claim nobody finishes
+            self._finish(attempt, Decision(Status.FAILED, f"internal error: {error!r}"))
+            raise
 
-    def approve(self, action_id: str) -> AuditRecord:
-        """Apply one action that waits for approval, re-checking every guard first."""
-        record = self._require(action_id, Status.PENDING_APPROVAL)
+    def _apply(self, attempt: _Attempt) -> AuditRecord:
+        assert attempt.responder is not None and attempt.params is not None and attempt.ctx is not None
+        current = self._read(attempt)
+        if not attempt.record.before:
+            # Written before the AWS call: if this runner dies mid-apply, the retry still knows the state before.
+            attempt.record = self._audit.update(
+                attempt.record.model_copy(update={"before": current, "updated_at": self._clock()}), attempt.token
+            )
+        before = attempt.record.before  # the state before the first attempt: what rollback restores
+        after = attempt.responder.apply(attempt.ctx, attempt.target, attempt.params, before)
+        return self._finish(attempt, Decision(Status.APPLIED), before=before, after=after)
+
+    # --- the checks, in order -------------------------------------------------------------------------------------
+    def _named_target(self, attempt: _Attempt) -> Decision | None:
+        return Decision(Status.DENIED, attempt.problem) if attempt.problem else None
+
+    def _not_stopped(self, attempt: _Attempt) -> Decision | None:
+        if attempt.stopped and not attempt.notification:
+            return Decision(Status.SKIPPED, "an earlier step of this playbook failed (on_error: stop)")
+        return None
+
+    def _kill_switch_off(self, attempt: _Attempt) -> Decision | None:
+        if attempt.notification:
+            return None
         reason = self._kill_switch()
-        if reason:
-            return self._finish(record, Status.SKIPPED, reason)
-        reason = self._protected_by_name(record.target["id"], record.params)
-        if reason:
-            return self._finish(record, Status.DENIED, reason)
-        return self._execute(record, Mode.ENFORCE, {"id": record.incident_id, "actions": []})
+        return Decision(Status.SKIPPED, reason) if reason else None
+
+    def _not_protected_by_name(self, attempt: _Attempt) -> Decision | None:
+        if attempt.notification:
+            return None
+        for principal in principals_in(attempt.record.target["id"], attempt.record.params):
+            reason = protected_reason(principal, self._config.guards)
+            if reason:
+                return Decision(Status.DENIED, reason)
+        return None
+
+    def _executing(self, attempt: _Attempt) -> Decision | None:
+        return Decision(Status.PLANNED) if self._sessions is None else None
+
+    def _valid_params(self, attempt: _Attempt) -> Decision | None:
+        attempt.responder = self._responders[attempt.record.responder]()
+        try:
+            attempt.params = attempt.responder.Params.model_validate(attempt.record.params)
+        except ValidationError as error:
+            return Decision(Status.FAILED, f"invalid parameters: {_first_error(error)}")
+        attempt.ctx = self._context(attempt.target, attempt.incident)
+        return None
+
+    def _not_protected_in_aws(self, attempt: _Attempt) -> Decision | None:
+        """The checks that need AWS: who owns an access key, and the `cordon:protected=true` tag."""
+        if attempt.notification:
+            return None
+        assert attempt.ctx is not None
+        target = attempt.target
+        principals = principals_in(target.id, attempt.record.params)
+        if target.type == "access_key":
+            owner = _key_owner(attempt.ctx, target.id)
+            if owner:
+                principals.append(owner)
+        for principal in principals:
+            reason = protected_reason(principal, self._config.guards) or _protected_by_tag(attempt.ctx, principal)
+            if reason:
+                return Decision(Status.DENIED, reason)
+        return None
+
+    def _beyond_dry_run(self, attempt: _Attempt) -> Decision | None:
+        if attempt.effective is not Mode.DRY_RUN:
+            return None
+        self._read(attempt)
+        if attempt.mode is Mode.DRY_RUN:
+            return Decision(Status.PLANNED)
+        return Decision(
+            Status.PLANNED, f"the enforcement ceiling is dry_run: this {attempt.mode.value} step is planned"
+        )
+
+    def _approved(self, attempt: _Attempt) -> Decision | None:
+        if attempt.effective is not Mode.APPROVAL or attempt.notification or attempt.approved:
+            return None
+        self._read(attempt)
+        reason = f"waiting for approval: cordon approve {attempt.record.id}"
+        if attempt.mode is not Mode.APPROVAL:
+            reason += " (the enforcement ceiling is approval)"
+        return Decision(Status.PENDING_APPROVAL, reason)
+
+    def _within_budget(self, attempt: _Attempt) -> Decision | None:
+        if attempt.notification:
+            return None
+        self._read(attempt)  # the audit shows what the state was when the budget stopped it
+        guards = self._config.guards
+        if self._audit.applied_count(incident_id=attempt.record.incident_id) >= guards.max_actions_per_incident:
+            return Decision(Status.SKIPPED, f"action budget exhausted: {guards.max_actions_per_incident} per incident")
+        hour_ago = self._clock() - timedelta(hours=1)
+        if self._audit.applied_count(since=hour_ago) >= guards.max_actions_per_hour:
+            return Decision(Status.SKIPPED, f"action budget exhausted: {guards.max_actions_per_hour} per hour")
+        return None
+
+    # --- approve and rollback: through the same claims ------------------------------------------------------------
+    def approve(self, action_id: str) -> AuditRecord:
+        """Apply one action that waits for approval, re-checking every guard first. Two approvals of one action at
+        once apply it once: the second finds it claimed, or applied, and is refused."""
+        record = self._require(action_id, Status.PENDING_APPROVAL, "approve")
+        if self.max_mode is Mode.DRY_RUN:
+            raise ActionRefusedError(f"the enforcement ceiling is dry_run: approving {action_id} would apply nothing")
+        fresh = record.model_copy(update={"before": {}, "after": {}, "reason": None})
+        claim = self._audit.claim(
+            record.key, fresh, self._lease, now=self._clock(), takes_over=frozenset({Status.PENDING_APPROVAL})
+        )
+        if claim.token is None:
+            raise ActionRefusedError(_refusal(claim.record, Status.PENDING_APPROVAL, "approve"))
+        attempt = _Attempt(
+            record=claim.record,
+            token=claim.token,
+            incident={"id": record.incident_id, "actions": []},
+            mode=Mode.ENFORCE,
+            effective=capped(Mode.ENFORCE, self.max_mode),
+            notification=record.responder.startswith("notify."),
+            approved=True,
+        )
+        return self._carry_out(attempt)
 
     def rollback(self, action_id: str) -> AuditRecord:
         """Undo an applied action with its responder, from the before and after state the audit kept."""
-        record = self._require(action_id, Status.APPLIED)
+        record = self._require(action_id, Status.APPLIED, "roll back")
         responder = self._responders[record.responder]()
         if not responder.reversible:
             raise ResponderError(f"{record.responder} cannot be rolled back (action {action_id})")
-        target = Target(**record.target)
-        params = responder.Params.model_validate(record.params)
-        ctx = self._context(target, {"id": record.incident_id, "actions": []})
-        restored = responder.rollback(ctx, target, params, record.before, record.after)
-        after = {"applied": record.after, "after_rollback": restored}
-        return self._finish(record, Status.ROLLED_BACK, "rolled back by cordon rollback", record.before, after)
+        claim = self._audit.claim(
+            record.key, record, self._lease, now=self._clock(), takes_over=frozenset({Status.APPLIED})
+        )
+        if claim.token is None:
+            raise ActionRefusedError(_refusal(claim.record, Status.APPLIED, "roll back"))
+        claimed, token = claim.record, claim.token
+        target = Target(**claimed.target)
+        try:
+            params = responder.Params.model_validate(claimed.params)
+            ctx = self._context(target, {"id": claimed.incident_id, "actions": []})
+            restored = responder.rollback(ctx, target, params, claimed.before, claimed.after)
+        except ResponderError as error:
+            self._write(claimed, token, Status.APPLIED, f"rollback failed: {error}")
+            raise
+        after = {"applied": claimed.after, "after_rollback": restored}
+        return self._write(claimed, token, Status.ROLLED_BACK, "rolled back by cordon rollback", after=after)
 
     # --- helpers --------------------------------------------------------------------------------------------------
-    def _require(self, action_id: str, status: Status) -> AuditRecord:
+    def _require(self, action_id: str, status: Status, verb: str) -> AuditRecord:
         record = self._audit.get(action_id)
         if record is None:
-            raise ResponderError(f"no action {action_id!r} in the audit log")
+            raise ActionRefusedError(f"no action {action_id!r} in the audit log")
         if record.status is not status:
-            raise ResponderError(f"action {action_id} is {record.status.value}, not {status.value}")
+            raise ActionRefusedError(_refusal(record, status, verb))
         if self._sessions is None:
-            raise ResponderError("no AWS session: pass --execute / an endpoint")
+            raise ActionRefusedError("no AWS session: pass --execute / an endpoint")
         return record
+
+    def _read(self, attempt: _Attempt) -> dict[str, Any]:
+        if attempt.current is None:
+            assert attempt.responder is not None and attempt.params is not None and attempt.ctx is not None
+            attempt.current = attempt.responder.read_state(attempt.ctx, attempt.target, attempt.params)
+        return attempt.current
 
     def _context(self, target: Target, incident: dict[str, Any]) -> ActionContext:
         assert self._sessions is not None
@@ -249,54 +484,56 @@ class Executor:
             return f"kill switch is on (SSM parameter {name}): nothing is changed"
         return None
 
-    def _protected_by_name(self, target_id: str, params: dict[str, Any]) -> str | None:
-        for principal in principals_in(target_id, params):
-            reason = protected_reason(principal, self._config.guards)
-            if reason:
-                return reason
-        return None
-
-    def _protected_in_aws(self, ctx: ActionContext, target: Target, params: dict[str, Any]) -> str | None:
-        """The checks that need AWS: who owns an access key, and the `cordon:protected=true` tag."""
-        principals = principals_in(target.id, params)
-        if target.type == "access_key":
-            owner = _key_owner(ctx, target.id)
-            if owner:
-                principals.append(owner)
-        for principal in principals:
-            reason = protected_reason(principal, self._config.guards) or _protected_by_tag(ctx, principal)
-            if reason:
-                return reason
-        return None
-
-    def _budget_reason(self, incident_id: str) -> str | None:
-        guards = self._config.guards
-        if self._audit.applied_count(incident_id=incident_id) >= guards.max_actions_per_incident:
-            return f"action budget exhausted: {guards.max_actions_per_incident} per incident"
-        hour_ago = self._clock() - timedelta(hours=1)
-        if self._audit.applied_count(since=hour_ago) >= guards.max_actions_per_hour:
-            return f"action budget exhausted: {guards.max_actions_per_hour} per hour"
-        return None
-
     def _finish(
         self,
+        attempt: _Attempt,
+        decision: Decision,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        return self._write(attempt.record, attempt.token, decision.status, decision.reason, before, after)
+
+    def _write(
+        self,
         record: AuditRecord,
+        token: str,
         status: Status,
         reason: str | None = None,
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
     ) -> AuditRecord:
-        record = record.model_copy(
+        """The outcome, written only while the claim `token` still holds the record."""
+        now = self._clock()
+        outcome = record.model_copy(
             update={
                 "status": status,
                 "reason": reason,
                 "before": before if before is not None else record.before,
                 "after": after if after is not None else record.after,
-                "updated_at": self._clock(),
+                "updated_at": now,
+                "applied_at": now if status is Status.APPLIED else record.applied_at,
+                "lease_until": None,
+                "claim_token": None,
             }
         )
-        self._audit.put(record)
-        return record
+        return self._audit.update(outcome, token)
+
+
+def _refusal(record: AuditRecord, wanted: Status, verb: str) -> str:
+    """Why `cordon approve` or `cordon rollback` will not act on this record, and what to do instead."""
+    where = f"action {record.id} ({record.responder} on {record.target['id']})"
+    if record.status is Status.IN_PROGRESS:
+        until = f" until {record.lease_until:%Y-%m-%d %H:%M:%S} UTC" if record.lease_until else ""
+        return f"{where} is in progress: another runner or person holds its claim{until}; nothing was done"
+    if record.status is Status.ROLLED_BACK:
+        return f"{where} was rolled back: it is not applied again; nothing was done"
+    if record.status is Status.APPLIED and verb == "approve":
+        return f"{where} is already applied: nothing to approve"
+    if wanted is Status.APPLIED:
+        return f"{where} is {record.status.value}, not applied: nothing to roll back"
+    return (
+        f"{where} is {record.status.value}, not pending_approval: only an action waiting for approval can be approved"
+    )
 
 
 def _first_error(error: ValidationError) -> str:
@@ -313,7 +550,8 @@ def _key_owner(ctx: ActionContext, access_key_id: str) -> str | None:
     if not user:
         return None
     account = str(aws.call(ctx.client("sts").get_caller_identity)["Account"])
-    return f"arn:aws:iam::{account}:user/{user}"
+    partition = ctx.session.get_partition_for_region(ctx.session.region_name or "us-east-1")
+    return f"arn:{partition}:iam::{account}:user/{user}"
 
 
 def _protected_by_tag(ctx: ActionContext, principal: str) -> str | None:

@@ -27,6 +27,7 @@ _REJECTIONS_SHOWN = 10
 _STATUS_STYLE = {
     "applied": "green",
     "planned": "cyan",
+    "in_progress": "bold blue",
     "pending_approval": "yellow",
     "denied": "bold red",
     "failed": "red",

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from cordon.audit import AuditLog
+from cordon.audit import AuditLog, MemoryAuditLog, SqliteAuditLog
 from cordon.execute import Executor, SessionFactory
 from cordon.playbooks.loader import load_playbooks
-from cordon.playbooks.model import Playbook
+from cordon.playbooks.model import Mode, Playbook
 from cordon.playbooks.plan import plan_incident
 from correlators.config import Config
 from correlators.detect import IMPLICIT_RULES
+from correlators.errors import StateError
 from correlators.sigma.rules import RuleSet
 from responders.base import Responder
 
@@ -29,12 +31,48 @@ def known_rules(rules: RuleSet) -> set[str]:
     return {r.key for r in rules.detections} | {c.key for c in rules.correlations} | set(IMPLICIT_RULES)
 
 
-def audit_log_for(state_url: str) -> AuditLog:
-    """The audit trail lives beside the correlation state: in its SQLite file, or in memory."""
+def audit_log_for(state_url: str, endpoint_url: str | None = None) -> AuditLog:
+    """The audit trail beside the correlation state: in memory, in its SQLite file, or the deployed stack's
+    DynamoDB audit table.
+
+    `memory://`; `sqlite:///path/state.db` (`sqlite://:memory:` for a throwaway one);
+    `dynamodb://?audit=AUDIT_TABLE&state=STATE_TABLE&region=REGION`: the tables by the names the stack prints
+    (outputs AuditTableName and StateTableName; CloudFormation generates them). The audit commands need only
+    `audit=`. `endpoint_url` points the client at a moto server.
+    """
+    if state_url in ("memory", "memory://"):
+        return MemoryAuditLog()
     if state_url.startswith("sqlite://"):
         path = state_url.removeprefix("sqlite://")
-        return AuditLog(path.removeprefix("/") if path.startswith("//") else path or ":memory:")
-    return AuditLog(":memory:")
+        return SqliteAuditLog(path.removeprefix("/") if path.startswith("//") else path or ":memory:")
+    if state_url.startswith("dynamodb://"):
+        return _dynamodb_audit(state_url, endpoint_url)
+    raise StateError(
+        f"unknown state store {state_url!r}: use memory://, sqlite:///path/to/state.db or"
+        " dynamodb://?audit=AUDIT_TABLE&region=REGION"
+    )
+
+
+def _dynamodb_audit(state_url: str, endpoint_url: str | None) -> AuditLog:
+    import boto3  # noqa: TID251 - a shell: it builds the client the audit store is handed
+    from botocore.config import Config as BotocoreConfig
+
+    from cordon.audit.dynamodb import DynamoDBAuditLog
+
+    url = urlsplit(state_url)
+    query = parse_qs(url.query)
+    unknown = sorted(set(query) - {"audit", "state", "region"})
+    if url.netloc or url.path not in ("", "/") or unknown or not query.get("audit"):
+        raise StateError(
+            f"bad DynamoDB state URL {state_url!r}: write dynamodb://?audit=AUDIT_TABLE&state=STATE_TABLE&region=REGION"
+            " with the table names of the stack's outputs AuditTableName and StateTableName"
+            + (f" (unknown option {', '.join(unknown)})" if unknown else "")
+        )
+    region = query.get("region", [None])[0]
+    client = boto3.session.Session(region_name=region).client(
+        "dynamodb", endpoint_url=endpoint_url, config=BotocoreConfig(retries={"mode": "standard"})
+    )
+    return DynamoDBAuditLog(client, query["audit"][0])
 
 
 @dataclass
@@ -61,7 +99,9 @@ def build_responder(
     *,
     execute: bool,
     endpoint_url: str | None,
+    max_mode: Mode = Mode.ENFORCE,
 ) -> IncidentResponse:
     playbooks, _ = load_playbooks(playbook_paths(config), responders, known_rules(rules))
     sessions = SessionFactory(endpoint_url, config.execution.assume_role_name) if execute else None
-    return IncidentResponse(config, playbooks, responders, Executor(config, audit, responders, sessions=sessions))
+    executor = Executor(config, audit, responders, sessions=sessions, max_mode=max_mode)
+    return IncidentResponse(config, playbooks, responders, executor)

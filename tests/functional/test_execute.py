@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from cordon.audit import AuditLog, Status
+from cordon.audit import MemoryAuditLog, Status
 from cordon.execute import Executor, SessionFactory
 from cordon.playbooks.loader import load_playbooks
 from cordon.playbooks.model import Mode, OnError
@@ -77,7 +77,7 @@ class World:
         path.write_text(PLAYBOOK)
         self.playbooks, _ = load_playbooks([path], RESPONDERS, {"r"})
         self.config = Config(guards=GuardsConfig(**guards), site={"topic": self.topic})
-        self.audit = AuditLog()
+        self.audit = MemoryAuditLog()
         self.executor = Executor(
             self.config, self.audit, RESPONDERS, sessions=SessionFactory(None, "CordonResponderRole", session)
         )
