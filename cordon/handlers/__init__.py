@@ -1,0 +1,1 @@
+"""Lambda entry points of the deployed stack, and what each may call in AWS (`permissions`)."""
