@@ -280,6 +280,15 @@ class Executor:
     def _carry_out(self, attempt: _Attempt) -> AuditRecord:
         """Run the checks, apply what passes them, and write the outcome under our claim."""
         try:
+            return self._decide(attempt)
+        except ClaimLostError:
+            # Our lease ran out and another runner took the action over: its record stands, ours is not written.
+            current = self._audit.get(attempt.record.id)
+            assert current is not None
+            return current
+
+    def _decide(self, attempt: _Attempt) -> AuditRecord:
+        try:
             for check in self.checks:
                 decision = check(attempt)
                 if decision is not None:
@@ -290,10 +299,7 @@ class Executor:
             before = attempt.record.before or attempt.current or {}
             return self._finish(attempt, Decision(Status.FAILED, str(error)), before=before)
         except ClaimLostError:
-            # Our lease ran out and another runner took the action over: its record stands, ours is not written.
-            current = self._audit.get(attempt.record.id)
-            assert current is not None
-            return current
+            raise
         except Exception as error:  # a bug: leave a failed record rather than a claim nobody finishes
             self._finish(attempt, Decision(Status.FAILED, f"internal error: {error!r}"))
             raise
@@ -370,7 +376,7 @@ class Executor:
         if attempt.mode is Mode.DRY_RUN:
             return Decision(Status.PLANNED)
         return Decision(
-            Status.PLANNED, f"the enforcement ceiling is dry_run: this {attempt.mode.value} step is planned"
+            Status.PLANNED, f"the enforcement ceiling is dry_run: this {attempt.mode.value} step is planned only"
         )
 
     def _approved(self, attempt: _Attempt) -> Decision | None:
@@ -525,6 +531,8 @@ def _refusal(record: AuditRecord, wanted: Status, verb: str) -> str:
     if record.status is Status.IN_PROGRESS:
         until = f" until {record.lease_until:%Y-%m-%d %H:%M:%S} UTC" if record.lease_until else ""
         return f"{where} is in progress: another runner or person holds its claim{until}; nothing was done"
+    if record.status is Status.ROLLED_BACK and verb == "roll back":
+        return f"{where} is already rolled back: nothing to roll back"
     if record.status is Status.ROLLED_BACK:
         return f"{where} was rolled back: it is not applied again; nothing was done"
     if record.status is Status.APPLIED and verb == "approve":

@@ -42,6 +42,7 @@ from cordon.audit.model import (
     ClaimLostError,
     ClaimResult,
     Status,
+    check_key,
     may_write,
     take_over,
 )
@@ -136,6 +137,7 @@ class DynamoDBAuditLog(AuditLog):
         now: datetime | None = None,
         takes_over: frozenset[Status] = RETRYABLE,
     ) -> ClaimResult:
+        check_key(key, record)
         token = secrets.token_hex(16)
         for _ in range(_MAX_CONFLICTS):
             existing, version = self._read(record.id)

@@ -7,7 +7,16 @@ import threading
 from datetime import datetime, timedelta
 
 from cordon.audit.base import DEFAULT_LEASE, AuditLog, utcnow
-from cordon.audit.model import RETRYABLE, AuditRecord, ClaimLostError, ClaimResult, Status, may_write, take_over
+from cordon.audit.model import (
+    RETRYABLE,
+    AuditRecord,
+    ClaimLostError,
+    ClaimResult,
+    Status,
+    check_key,
+    may_write,
+    take_over,
+)
 
 
 class MemoryAuditLog(AuditLog):
@@ -24,6 +33,7 @@ class MemoryAuditLog(AuditLog):
         now: datetime | None = None,
         takes_over: frozenset[Status] = RETRYABLE,
     ) -> ClaimResult:
+        check_key(key, record)
         token = secrets.token_hex(16)
         with self._lock:
             existing = self._by_id.get(record.id)

@@ -104,6 +104,11 @@ class ClaimResult:
         return self.token is not None
 
 
+def check_key(key: str, record: AuditRecord) -> None:
+    if record.key != key or record.id != action_id(key):
+        raise ValueError(f"claim for key {key!r} with the record of {record.key!r} (id {record.id})")
+
+
 def claimable(existing: AuditRecord | None, now: datetime, takes_over: frozenset[Status]) -> bool:
     if existing is None:
         return True

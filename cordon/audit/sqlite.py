@@ -17,7 +17,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cordon.audit.base import DEFAULT_LEASE, AuditLog, utcnow
-from cordon.audit.model import RETRYABLE, AuditRecord, ClaimLostError, ClaimResult, Status, may_write, take_over
+from cordon.audit.model import (
+    RETRYABLE,
+    AuditRecord,
+    ClaimLostError,
+    ClaimResult,
+    Status,
+    check_key,
+    may_write,
+    take_over,
+)
 
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -38,7 +47,7 @@ class SqliteAuditLog(AuditLog):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.RLock()  # guards `_connections`, and every use of the single `:memory:` connection
-        self._shared = self._connect(check_same_thread=False) if path == ":memory:" else None
+        self._shared = self._connect() if path == ":memory:" else None
         with self._connection() as db:
             db.executescript(_SCHEMA)
 
@@ -51,6 +60,7 @@ class SqliteAuditLog(AuditLog):
         now: datetime | None = None,
         takes_over: frozenset[Status] = RETRYABLE,
     ) -> ClaimResult:
+        check_key(key, record)
         token = secrets.token_hex(16)
         with self._write() as db:
             existing = _one(db, "SELECT body FROM actions WHERE id = ?", record.id)
@@ -101,11 +111,10 @@ class SqliteAuditLog(AuditLog):
             self._connections.clear()
 
     # --- connections ----------------------------------------------------------------------------------------------
-    def _connect(self, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; claims open their own with BEGIN IMMEDIATE.
-        db = sqlite3.connect(
-            self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=check_same_thread
-        )
+        # check_same_thread=False only so that `close` may close every thread's connection: each is used by one.
+        db = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         with self._lock:
             self._connections.append(db)
