@@ -10,6 +10,10 @@ from correlators.signals import Incident, Signal
 
 
 class StateStore(ABC):
+    # True for a store that drops expired items by itself (DynamoDB's TTL): its `expire_signals` and `evict_stalest`
+    # do nothing and return 0, and the pipeline skips housekeeping for it.
+    expires_by_itself: bool = False
+
     # --- signals: append-only, written once under every partition they belong to ----------------------------
     @abstractmethod
     def put_signal(self, signal: Signal, partitions: Iterable[str], expires: datetime) -> bool:
