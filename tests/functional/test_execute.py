@@ -312,3 +312,26 @@ def test_an_unreadable_ssm_kill_switch_counts_as_on(aws, tmp_path, monkeypatch) 
     assert actions[0]["status"] == "skipped"
     assert actions[0]["reason"].startswith("kill switch parameter /cordon/kill-switch unreadable")
     assert world.key_status()[world.key] == "Active"
+
+
+def test_member_account_sessions_are_reused_and_re_assumed_before_their_credentials_expire(aws) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = [datetime.now(UTC)]
+    sessions = SessionFactory(None, "CordonResponderRole", aws, clock=lambda: now[0])
+    first = sessions.session(OTHER_ACCOUNT, "us-east-1")
+    assert sessions.session(OTHER_ACCOUNT, "us-east-1") is first
+    assert sessions.assumed_count == 1
+    expiry = sessions._assumed[(OTHER_ACCOUNT, "us-east-1")][1]
+    now[0] = expiry - timedelta(minutes=4)  # inside the refresh margin of 5 minutes
+    assert sessions.session(OTHER_ACCOUNT, "us-east-1") is not first
+    assert sessions.assumed_count == 2
+
+
+def test_the_role_to_assume_is_in_the_regions_partition(aws) -> None:
+    from cordon.execute import role_arn
+
+    sessions = SessionFactory(None, "CordonResponderRole", aws)
+    assert role_arn(sessions.partition("cn-north-1"), "111122223333", "R") == "arn:aws-cn:iam::111122223333:role/R"
+    assert role_arn(sessions.partition("us-gov-west-1"), "1", "R") == "arn:aws-us-gov:iam::1:role/R"
+    assert role_arn(sessions.partition("eu-west-1"), "1", "R") == "arn:aws:iam::1:role/R"
