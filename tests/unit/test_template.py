@@ -139,6 +139,8 @@ print(json.dumps({"package": cordon.__file__, "rules_dir": str(BUILTIN_RULES), "
 
 
 PIP = (sys.executable, "-m", "pip")
+# Without the caller's PYTHONPATH: pip would see the editable install's metadata and call the wheel installed.
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
 
 
 def test_the_wheel_carries_the_builtin_rules_and_playbooks(tmp_path: Path) -> None:
@@ -164,12 +166,12 @@ def test_the_wheel_carries_the_builtin_rules_and_playbooks(tmp_path: Path) -> No
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
     python = tmp_path / "venv" / "bin" / "python"
     subprocess.run(
-        [*PIP, "--python", str(python), "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        [*PIP, "--python", str(python), "install", "--quiet", "--no-deps", "--no-index", "--ignore-installed", wheel],
         check=True,
+        env=CLEAN_ENV,
     )
     # WHEN the built-ins are loaded from there, outside the repository
-    env = {**os.environ, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
-    env.pop("PYTHONSAFEPATH", None)
+    env = {**CLEAN_ENV, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
     result = subprocess.run(
         [str(python), "-c", LOAD_BUILTINS], capture_output=True, text=True, cwd=tmp_path, env=env, check=False
     )
