@@ -26,6 +26,7 @@ from correlators.signals import Incident, Signal
 from correlators.state import MemoryStore, SqliteStore, StateStore, open_store
 from correlators.state.base import Commit, EntityLinks, IncidentWrite, LinksWrite, Span
 from correlators.state.dynamodb import DynamoDBStore
+from tests.unit.template_support import load as load_template
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 FAR = T0 + timedelta(days=365)
@@ -34,10 +35,15 @@ REGION = "us-east-1"
 
 
 # --- the stores -----------------------------------------------------------------------------------------------------
+def state_table_properties() -> dict[str, Any]:
+    """The StateTable of template.yaml: its keys, index and TTL are what the tests create, so they cannot drift."""
+    return dict(load_template()["Resources"]["StateTable"]["Properties"])
+
+
 @contextmanager
 def dynamodb_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A moto table with exactly template.yaml's key schema, and a client with botocore's standard retries (what
-    the shell must configure)."""
+    """A moto table with template.yaml's key schema, index and TTL, and a client with botocore's standard retries
+    (what the shell must configure), serialized for moto (see SerializedClient)."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -46,29 +52,17 @@ def dynamodb_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    table = state_table_properties()
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION, config=Config(retries={"mode": "standard"}))
         client.create_table(
             TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
-            ],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "gsi1",
-                    "KeySchema": [
-                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
+            BillingMode=table["BillingMode"],
+            AttributeDefinitions=table["AttributeDefinitions"],
+            KeySchema=table["KeySchema"],
+            GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
         )
-        client.update_time_to_live(
-            TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
+        client.update_time_to_live(TableName=TABLE, TimeToLiveSpecification=table["TimeToLiveSpecification"])
         yield SerializedClient(client)
 
 
