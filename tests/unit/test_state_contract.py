@@ -440,7 +440,7 @@ def test_meta_values_are_kept_and_replaced(store: StateStore) -> None:
 
 # --- concurrency ------------------------------------------------------------------------------------------------------
 THREADS = 8
-BUMPS = 12
+BUMPS = 10
 
 
 def _bump(store: StateStore, thread: int, bump: int) -> int:
