@@ -3,6 +3,8 @@
 - `memory://`, `sqlite:///path/to/state.db`: the core's stores (`correlators.state.open_store`).
 - `dynamodb://TABLE?region=REGION`: the deployed table (`DynamoDBStore`), through a client that leaves throttling
   and 5xx to botocore's standard retry mode. `endpoint_url` points it elsewhere (a moto server, DynamoDB Local).
+  The URL the CLI's `--state` takes for both of the stack's tables, `dynamodb://?audit=AUDIT&state=STATE&region=R`
+  (`cordon/respond.py`), names the state table as `state=` and is read the same way.
 """
 
 from __future__ import annotations
@@ -21,16 +23,26 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
 
 
 def parse_dynamodb_url(url: str) -> tuple[str, str | None]:
-    """(table, region) of `dynamodb://TABLE?region=REGION`; the region may be left to the environment."""
+    """(table, region) of `dynamodb://TABLE?region=REGION` or `dynamodb://?state=TABLE&region=REGION` (`audit=`
+    names the audit table, not read here); the region may be left to the environment."""
+    usage = "write dynamodb://TABLE?region=REGION or dynamodb://?audit=AUDIT_TABLE&state=STATE_TABLE&region=REGION"
     parts = urlsplit(url)
-    if parts.scheme != "dynamodb" or not parts.netloc or parts.path not in ("", "/"):
-        raise StateError(f"bad DynamoDB state URL {url!r}: write dynamodb://TABLE?region=REGION")
+    if parts.scheme != "dynamodb" or parts.path not in ("", "/"):
+        raise StateError(f"bad DynamoDB state URL {url!r}: {usage}")
     query = parse_qs(parts.query)
-    unknown = sorted(set(query) - {"region"})
+    unknown = sorted(set(query) - {"region", "state", "audit"})
     if unknown:
-        raise StateError(f"bad DynamoDB state URL {url!r}: unknown parameter {unknown[0]!r}, valid: region")
+        raise StateError(
+            f"bad DynamoDB state URL {url!r}: unknown parameter {unknown[0]!r}, valid: audit, region, state"
+        )
+    tables = {table for table in [parts.netloc, *query.get("state", [])] if table}
+    if len(tables) != 1:
+        problem = (
+            "it names no state table" if not tables else f"it names two state tables ({', '.join(sorted(tables))})"
+        )
+        raise StateError(f"bad DynamoDB state URL {url!r}: {problem}; {usage}")
     regions = query.get("region", [])
-    return parts.netloc, regions[-1] if regions else None
+    return tables.pop(), regions[-1] if regions else None
 
 
 def open_dynamodb_store(url: str, endpoint_url: str | None = None) -> DynamoDBStore:

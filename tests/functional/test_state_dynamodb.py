@@ -4,6 +4,7 @@ signals, the IAM actions it calls, its transaction outcomes, capacity units, and
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -375,18 +376,23 @@ def test_consumed_units_are_counted_for_reads_and_writes(store: DynamoDBStore) -
 def test_dynamodb_urls_name_the_table_and_region() -> None:
     assert parse_dynamodb_url("dynamodb://cordon-state?region=eu-west-1") == ("cordon-state", "eu-west-1")
     assert parse_dynamodb_url("dynamodb://cordon-state") == ("cordon-state", None)
+    # the CLI's URL for both of the stack's tables names the state table as `state=`
+    both = "dynamodb://?audit=cordon-audit&state=cordon-state&region=eu-west-1"
+    assert parse_dynamodb_url(both) == ("cordon-state", "eu-west-1")
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("dynamodb://", "bad DynamoDB state URL 'dynamodb://': write dynamodb://TABLE?region=REGION"),
+        ("dynamodb://", "bad DynamoDB state URL 'dynamodb://': it names no state table; write dynamodb://TABLE"),
+        ("dynamodb://?audit=a", "'dynamodb://?audit=a': it names no state table"),
+        ("dynamodb://t?state=u", "it names two state tables (t, u)"),
         ("dynamodb://t/x", "bad DynamoDB state URL 'dynamodb://t/x': write dynamodb://TABLE?region=REGION"),
-        ("dynamodb://t?profile=x", "unknown parameter 'profile', valid: region"),
+        ("dynamodb://t?profile=x", "unknown parameter 'profile', valid: audit, region, state"),
     ],
 )
 def test_bad_dynamodb_urls_are_refused(url: str, message: str) -> None:
-    with pytest.raises(StateError, match=message.replace("?", r"\?")):
+    with pytest.raises(StateError, match=re.escape(message)):
         parse_dynamodb_url(url)
 
 
