@@ -54,6 +54,9 @@ def incident_json(incident: Incident) -> dict[str, Any]:
             {"rule": s.rule, "event_id": s.event_id, "time": s.time.isoformat(), "source": s.source}
             for s in incident.signals
         ],
+        # Past the cap `signals` holds the earliest and the latest; these count every one of them.
+        "signal_count": incident.signal_count,
+        "rule_counts": dict(sorted(incident.rule_counts.items())),
         "actions": [],
     }
 
@@ -94,11 +97,14 @@ def replay(
                 pipeline.submit(event)
         pipeline.flush()
         result.stats.rejected = len(result.rejected)
-        touched = pipeline.incidents.touched
-        result.incidents = [i for i in store.incidents() if i.id in touched]
+        # What this run changed, and what an earlier run changed but died before handling: the store says which.
+        unhandled = {i.id: i for i in store.unhandled_incidents()}
+        changed = pipeline.incidents.changed
+        result.incidents = [i for i in store.incidents() if i.id in changed or i.id in unhandled]
         if response is not None:
             for incident in result.incidents:
                 result.actions[incident.id] = response.respond(incident_json(incident))
+                store.mark_handled(incident.id, incident.version)
         return result
     finally:
         store.close()

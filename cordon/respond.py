@@ -18,6 +18,7 @@ from correlators.config import Config
 from correlators.detect import IMPLICIT_RULES
 from correlators.errors import StateError
 from correlators.sigma.rules import RuleSet
+from correlators.state import sqlite_path
 from responders.base import Responder
 
 BUILTIN_PLAYBOOKS = Path(str(files("playbooks")))  # package data: the installed `playbooks` package
@@ -43,8 +44,7 @@ def audit_log_for(state_url: str, endpoint_url: str | None = None) -> AuditLog:
     if state_url in ("memory", "memory://"):
         return MemoryAuditLog()
     if state_url.startswith("sqlite://"):
-        path = state_url.removeprefix("sqlite://")
-        return SqliteAuditLog(path.removeprefix("/") if path.startswith("//") else path or ":memory:")
+        return SqliteAuditLog(sqlite_path(state_url))
     if state_url.startswith("dynamodb://"):
         return _dynamodb_audit(state_url, endpoint_url)
     raise StateError(

@@ -9,9 +9,10 @@ satisfies the rule. Reading both sides, not just the past, is what lets a late e
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from correlators.errors import RuleError
 from correlators.model import Entity, EntityType
@@ -115,24 +116,89 @@ def _group_entities(rule: CorrelationRule, group: tuple[str, ...]) -> tuple[Enti
 
 
 def _satisfying_window(rule: CorrelationRule, signal: Signal, nearby: list[Signal], span: timedelta) -> list[Signal]:
-    """The earliest window [start, start + span] that contains `signal` and satisfies the rule, else []."""
+    """Every signal of every window [start, start + span] that contains `signal` and satisfies the rule, else [].
+
+    The union of all such windows, not the first one found: the signals a correlation holds for are then the same
+    whatever order they arrived in (for any satisfying window, its last arrival finds it complete), which is what
+    lets parallel, out-of-order delivery give the incidents of one sorted pass. Conditions are monotone (a window
+    that holds keeps holding when a signal joins it), so a window is taken at its widest: from a signal's time to
+    that time + span. One sweep, windows sliding left to right: O(signals in reach) per new signal.
+    """
     ordered = sorted(nearby, key=lambda s: s.sort_key)
     values = _condition_values(rule, ordered)
     if not _CONDITIONS[rule.type](rule, ordered, values):
         return []  # not even every nearby signal together satisfies it: no window can (the common case)
-    end = 0
-    for begin, first in enumerate(ordered):
-        if first.time > signal.time:
-            break
-        if first.time + span < signal.time:
+    position = next(i for i, s in enumerate(ordered) if s.id == signal.id)
+    window = _Window(rule, ordered, values)
+    low, high = len(ordered), 0
+    for begin in range(position + 1):
+        if ordered[begin].time + span < signal.time:
             continue
-        end = max(end, begin)
-        while end < len(ordered) and ordered[end].time <= first.time + span:
-            end += 1
-        window = ordered[begin:end]
-        if _CONDITIONS[rule.type](rule, window, values):
-            return window
-    return []
+        window.slide_to(begin, ordered[begin].time + span)
+        if window.holds():
+            low, high = min(low, begin), max(high, window.end)
+    return ordered[low:high] if low < high else []
+
+
+class _Window:
+    """A sliding window over time-ordered signals that keeps what its condition needs to answer in O(1)."""
+
+    def __init__(self, rule: CorrelationRule, ordered: list[Signal], values: dict[str, list[str]]) -> None:
+        self._rule = rule
+        self._ordered = ordered
+        self._values = values
+        self.begin = 0
+        self.end = 0
+        self._counts: Counter[str] = Counter()  # rule name (temporal) or value (value_count) > signals
+        if rule.type == "temporal_ordered":
+            self._next = _next_positions(rule.rules, ordered)
+
+    def _keys(self, signal: Signal) -> list[str]:
+        if self._rule.type == "value_count":
+            return self._values[signal.id]
+        return [signal.rule]
+
+    def slide_to(self, begin: int, until: datetime) -> None:
+        if begin >= self.end:  # nothing of the old window stays in the new one
+            self._counts.clear()
+            self.begin = self.end = begin
+        while self.begin < begin:
+            for key in self._keys(self._ordered[self.begin]):
+                self._counts[key] -= 1
+                if not self._counts[key]:
+                    del self._counts[key]
+            self.begin += 1
+        while self.end < len(self._ordered) and self._ordered[self.end].time <= until:
+            for key in self._keys(self._ordered[self.end]):
+                self._counts[key] += 1
+            self.end += 1
+
+    def holds(self) -> bool:
+        rule = self._rule
+        if rule.type == "event_count":
+            return _count_ok(rule, self.end - self.begin)
+        if rule.type == "value_count":
+            return _count_ok(rule, len(self._counts))
+        if rule.type == "temporal":
+            return all(name in self._counts for name in rule.rules)
+        position = self.begin  # temporal_ordered: each rule's earliest match after the previous one's
+        for name in rule.rules:
+            position = self._next[name][position]
+            if position >= self.end:
+                return False
+            position += 1
+        return True
+
+
+def _next_positions(names: Sequence[str], ordered: list[Signal]) -> dict[str, list[int]]:
+    """For each rule name and position, the first position at or after it holding a signal of that rule."""
+    table: dict[str, list[int]] = {}
+    for name in set(names):
+        following = [len(ordered)] * (len(ordered) + 1)
+        for index in range(len(ordered) - 1, -1, -1):
+            following[index] = index if ordered[index].rule == name else following[index + 1]
+        table[name] = following
+    return table
 
 
 def _condition_values(rule: CorrelationRule, signals: list[Signal]) -> dict[str, list[str]]:

@@ -1,23 +1,45 @@
-"""Incidents as graphs: signals tied to the entities they name, grouped the way Amazon Detective groups findings.
+"""Incidents as graphs, kept in the store: signals tied to the entities they name, grouped the way Amazon Detective
+groups findings, correct when many processes deliver the same events in any order, at least once.
 
-A bipartite networkx graph links each open incident to its identity entities (principal, access key, session,
-instance) and to the entities a correlation grouped by. A raising signal joins every open incident it shares
-one of those nodes with inside the incident window; when it touches several, they were one incident all along
-and merge into the oldest, which keeps its id. Assets and IPs are never linking nodes: a bucket that every
-analyst reads, or a shared NAT address, would glue strangers into the attacker's incident.
+A raise (a correlation that holds, or a standalone signal) joins every live incident that shares one of its linking
+entities and whose raising span lies within `incident_window` of its own; the incidents it proves to be one merge.
+The search is a closure: a joined incident brings its own links and span, which may reach further incidents. What
+the search walks is a networkx graph of incidents and the entity link items read from the store, never a
+process-wide cache. The survivor of a merge is the incident with the earliest origin (its earliest raising signal);
+when the new raise is earlier than every incident it joins, it opens the survivor and the others merge into it.
+Because joining only ever widens spans and links, the result is the same whatever order raises arrive in.
+
+Context: a signal that raises nothing joins the live incident whose raising span it lies within `incident_window`
+of, through a shared linking entity; and when an incident's span or links grow, it pulls in the signals of its
+links that the growth newly covers, from the store. Either the signal or the incident arrives first; both ways end
+the same. After each commit the newly covered ranges are read once more: a signal written by another process
+between the read and the commit is picked up then (it read the links before the commit, so it did not join).
+
+Every change is one conditional commit (incident versions, link-item versions, signal membership); a lost race
+re-reads and retries. Assets and IPs are never linking nodes: a bucket that every analyst reads, or a shared NAT
+address, would glue strangers into the attacker's incident.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import networkx as nx
 
+from correlators.errors import StateError
 from correlators.model import IDENTITY_TYPES, Entity, EntityType, Severity
 from correlators.signals import Incident, Signal
-from correlators.state.base import StateStore
+from correlators.state.base import Commit, EntityLinks, IncidentWrite, LinksWrite, Span, StateStore
+
+Coverage = dict[str, tuple[datetime, datetime]]  # link > the event-time range its context was pulled for
+
+_MAX_ATTEMPTS = 50  # commits lost to other writers before giving up; each loss means another writer progressed
+_SIGNALS_PER_COMMIT = 80
+_LINK_RETENTION = timedelta(days=7)
+_LINK_ENTRIES_KEPT = 300  # an entity's link item stays far below the item size limit
 
 
 def identity_entities(signals: Iterable[Signal]) -> list[Entity]:
@@ -43,135 +65,296 @@ def linking_entities(signals: Iterable[Signal]) -> list[Entity]:
     return list(found.values())
 
 
+def entity_partition(key: str) -> str:
+    """The signal partition of one linking entity: what context is pulled from."""
+    return f"entity|{key}"
+
+
 # Shared by everyone: never a reason to put two signals in one incident.
 _NEVER_LINKING = frozenset({EntityType.SOURCE_IP, EntityType.ACCOUNT, EntityType.OBJECT, EntityType.BUCKET})
 
 
-def _incident_id(rule: str, first: Signal) -> str:
+def incident_id(rule: str, first: Signal) -> str:
     digest = hashlib.sha256(f"{rule}\n{first.id}".encode()).hexdigest()
     return f"inc-{digest[:16]}"
 
 
-def _node(incident_id: str) -> str:
-    return f"incident:{incident_id}"
+@dataclass(frozen=True)
+class Raise:
+    """A rule raised an incident with these signals (time-ordered) and links."""
+
+    rule: str
+    title: str
+    severity: Severity
+    signals: tuple[Signal, ...]
+    links: frozenset[str]
+
+    @property
+    def origin(self) -> tuple[datetime, str, str]:
+        return (self.signals[0].time, self.signals[0].id, self.rule)
+
+    @property
+    def span(self) -> Span:
+        return Span(self.signals[0].time, self.signals[-1].time)
+
+
+def _covered(incident: Incident, signal: Signal) -> bool:
+    """Whether the incident already pulled this signal's range for one of its links: then, once its own event
+    was processed, it is counted here (the signal's own processing, or a pull, put it in)."""
+    for entity in linking_entities([signal]):
+        covered = incident.covered.get(entity.key)
+        if covered is not None and covered[0] <= signal.time <= covered[1]:
+            return True
+    return False
+
+
+def _near(a: Span, b: Span, window: timedelta) -> bool:
+    return a.first - window <= b.last and b.first - window <= a.last
+
+
+def _union(a: Span, b: Span) -> Span:
+    return Span(min(a.first, b.first), max(a.last, b.last))
 
 
 class IncidentGraph:
-    def __init__(self, store: StateStore, window: timedelta) -> None:
+    def __init__(self, store: StateStore, window: timedelta, retention: timedelta | None = None) -> None:
         self._store = store
         self._window = window
-        self._links: nx.Graph[str] = nx.Graph()  # incident nodes <-> linking entity keys
-        self.touched: set[str] = set()  # incidents created or changed by this process
+        # Link entries of incidents this far behind a new raise can no longer join anything: they are pruned.
+        # Generous: an entry costs a few dozen bytes, and a pruned one only matters to an event that late.
+        self._retention = max(retention or window, _LINK_RETENTION) + window
+        self.changed: set[str] = set()  # incidents this process committed: for reporting, never for deciding
         self.created = 0
-        for incident in store.incidents():
-            self._link(incident)
 
-    def _link(self, incident: Incident) -> None:
-        node = _node(incident.id)
-        self._links.add_node(node, kind="incident")
-        for key in incident.links:
-            self._links.add_edge(node, key)
-
-    def _open_incidents(self, entities: Iterable[Entity], at: datetime) -> list[Incident]:
-        found: dict[str, Incident] = {}
-        for entity in entities:
-            if entity.key not in self._links:
-                continue
-            for node in self._links.neighbors(entity.key):
-                incident_id = node.removeprefix("incident:")
-                if incident_id in found:
-                    continue
-                incident = self._store.get_incident(incident_id)
-                if incident is None or incident.merged_into is not None:
-                    continue
-                if incident.first_seen - self._window <= at <= incident.last_seen + self._window:
-                    found[incident_id] = incident
-        return sorted(found.values(), key=lambda i: (i.first_seen, i.id))
-
+    # --- raising ----------------------------------------------------------------------------------------------------
     def raise_incident(
-        self, rule: str, title: str, severity: Severity, signals: list[Signal], extra_links: Iterable[Entity] = ()
-    ) -> Incident:
-        """Open or update the incident these signals belong to; `rule` raised it with `severity`."""
-        signals = sorted(signals, key=lambda s: s.sort_key)
-        links = [*linking_entities(signals), *extra_links]
-        at = signals[-1].time
-        matches = self._open_incidents(links, at)
-        if matches:
-            incident = matches[0]
-            for other in matches[1:]:
-                self._merge(other, into=incident)
-        else:
-            first = signals[0]
-            incident = Incident(
-                id=_incident_id(rule, first),
-                title=title,
-                severity=severity,
-                first_seen=first.time,
-                last_seen=first.time,
-            )
-            self.created += 1
-            signals = self._earlier_context(links, first.time, at) + signals
-        before = incident.severity
-        incident.raise_by(rule, severity)
-        if incident.severity is not before or not incident.rules[1:]:
-            incident.title = title  # the title follows the most severe pattern seen
-        for signal in signals:
-            incident.add_signal(signal)
-        self._save(incident, links)
-        return incident
+        self,
+        rule: str,
+        title: str,
+        severity: Severity,
+        signals: Sequence[Signal],
+        extra_links: Iterable[Entity] = (),
+        trigger: Signal | None = None,
+    ) -> str:
+        """Open or update the incident these signals belong to; `rule` raised it with `severity`; `trigger` is the
+        signal being processed (the others were processed, or are being, by their own events; None: look every
+        signal up). Returns its id."""
+        ordered = tuple(sorted(signals, key=lambda s: s.sort_key))
+        links = frozenset(e.key for e in [*linking_entities(ordered), *extra_links])
+        raised = Raise(rule, title, severity, ordered, links)
+        for _ in range(_MAX_ATTEMPTS):
+            outcome = self._try_raise(raised, trigger)
+            if outcome is None:
+                continue  # lost a race: read again
+            survivor, had, rest = outcome
+            if rest:
+                self._attach(survivor.id, rest, pull=True)
+            elif had is not None:
+                # Read the newly covered ranges once more: a signal another writer stored before this commit,
+                # having read the links before it, did not join by itself; it is in these ranges now.
+                late = self._pull(had, survivor.covered)
+                if late:
+                    self._attach(survivor.id, late, pull=False)
+            return survivor.id
+        raise StateError(f"incident for rule {rule!r} not committed after {_MAX_ATTEMPTS} conflicting writes")
 
-    def attach_context(self, signal: Signal) -> Incident | None:
-        """A signal that raises nothing still joins the open incident of its identity, for the timeline."""
-        links = linking_entities([signal])
-        matches = self._open_incidents(links, signal.time)
-        if not matches:
+    def _try_raise(
+        self, raised: Raise, trigger: Signal | None
+    ) -> tuple[Incident, Coverage | None, list[Signal]] | None:
+        """One attempt: the committed survivor, the coverage it had before (None when this commit did not
+        complete its coverage) and the signals left for later commits; None when a race was lost."""
+        component, link_items = self._closure(raised)
+        survivor, expected = self._survivor(raised, component)
+        if survivor is None:
             return None
-        incident = matches[0]
-        if incident.add_signal(signal):
-            self._save(incident, ())  # context never widens what the incident links to
+        others = [i for i in component.values() if i.id != survivor.id]
+        writes = [IncidentWrite(survivor, expected)]
+        for other in others:
+            survivor.absorb(other)
+            merged = other.model_copy(update={"merged_into": survivor.id, "version": other.version + 1})
+            writes.append(IncidentWrite(merged, other.version))
+        survivor.raise_by(raised.rule, raised.severity, raised.title)
+        survivor.core_first = min(survivor.core_first, raised.span.first)
+        survivor.core_last = max(survivor.core_last, raised.span.last)
+        survivor.links = sorted(set(survivor.links) | raised.links)
+        covered = self._coverage(survivor)
+        # Without a trigger every signal is looked up; with one, the others already covered are counted already.
+        candidates = [s for s in raised.signals if trigger is None or s is trigger or not _covered(survivor, s)]
+        fresh = self._not_members([*candidates, *self._pull(survivor.covered, covered)])
+        now, later = fresh[:_SIGNALS_PER_COMMIT], fresh[_SIGNALS_PER_COMMIT:]
+        for signal in now:
+            survivor.add_signal(signal)
+        had = None
+        if not later:
+            had, survivor.covered = survivor.covered, covered
+        survivor.version += 1
+        commit = Commit(incidents=writes, members={s.id: survivor.id for s in now})
+        missing = [key for key in survivor.links if key not in link_items]
+        link_items.update(self._store.get_links(missing))
+        gone = {other.id for other in others}
+        span = Span(survivor.core_first, survivor.core_last)
+        for key in survivor.links:
+            commit.links.append(self._link_write(link_items[key], survivor.id, span, gone))
+        if commit.size > Commit.MAX_ITEMS:
+            raise StateError(f"incident {survivor.id}: one change touches {commit.size} items (links: {len(writes)})")
+        if not self._store.commit(commit):
+            return None
+        self.changed -= gone
+        self.changed.add(survivor.id)
+        if expected == 0:
+            self.created += 1
+        return survivor, had, later
+
+    def _closure(self, raised: Raise) -> tuple[dict[str, Incident], dict[str, EntityLinks]]:
+        """The live incidents this raise joins, directly or through incidents it joins: walked over a graph of
+        entity and incident nodes read from the store until no joined incident reaches another."""
+        graph: nx.Graph[str] = nx.Graph()
+        graph.add_node("raise")
+        span = raised.span
+        links = set(raised.links)
+        component: dict[str, Incident] = {}
+        link_items: dict[str, EntityLinks] = {}
+        refused: set[str] = set()
+        # The incident this raise would open may exist already (the same raise processed before) while the link
+        # entries leading to it were pruned: start from it.
+        seed = self._store.get_incident(incident_id(raised.rule, raised.signals[0]))
+        while seed is not None and seed.merged_into is not None:
+            seed = self._store.get_incident(seed.merged_into)
+        if seed is not None:
+            component[seed.id] = seed
+            graph.add_edges_from((f"incident:{seed.id}", link) for link in ["raise", *seed.links])
+            span = _union(span, Span(seed.core_first, seed.core_last))
+            links |= set(seed.links)
+        grew = True
+        while grew:
+            grew = False
+            link_items.update(self._store.get_links(links - link_items.keys()))
+            graph.add_edges_from(("raise", key) for key in raised.links)
+            for key in sorted(links):
+                for other_id, other_span in link_items[key].incidents.items():
+                    if other_id in component or other_id in refused or not _near(other_span, span, self._window):
+                        continue
+                    incident = self._store.get_incident(other_id)
+                    if incident is None or incident.merged_into is not None:
+                        refused.add(other_id)  # a link entry outlived its incident's merge: a stale hint
+                        continue
+                    component[other_id] = incident
+                    graph.add_edges_from((f"incident:{other_id}", link) for link in [key, *incident.links])
+                    span = _union(span, Span(incident.core_first, incident.core_last))
+                    links |= set(incident.links)
+                    grew = True
+        joined = nx.node_connected_component(graph, "raise")
+        return {i: incident for i, incident in component.items() if f"incident:{i}" in joined}, link_items
+
+    def _survivor(self, raised: Raise, component: dict[str, Incident]) -> tuple[Incident | None, int]:
+        """The incident everything merges into (a copy to change) and its version now (0: to be created)."""
+        earliest = min(component.values(), key=lambda i: i.origin, default=None)
+        if earliest is not None and earliest.origin <= raised.origin:
+            return earliest.model_copy(deep=True), earliest.version
+        new_id = incident_id(raised.rule, raised.signals[0])
+        existing = self._store.get_incident(new_id)
+        if existing is not None:
+            # Already opened by this raise's first signal, and not found through the links: it was merged away
+            # (its survivor is in `component` or about to be) or another writer is mid-way. Read again.
+            return None, 0
+        first = raised.signals[0]
+        created = Incident(
+            id=new_id,
+            title=raised.title,
+            severity=raised.severity,
+            first_seen=first.time,
+            last_seen=first.time,
+            core_first=first.time,
+            core_last=first.time,
+            origin=raised.origin,
+        )
+        return created, 0
+
+    def _link_write(self, item: EntityLinks, survivor: str, span: Span, gone: set[str]) -> LinksWrite:
+        incidents = {
+            other: other_span
+            for other, other_span in item.incidents.items()
+            if other not in gone and other_span.last + self._retention >= span.first
+        }
+        incidents[survivor] = span
+        if len(incidents) > _LINK_ENTRIES_KEPT:
+            latest = sorted(incidents, key=lambda i: (incidents[i].last, i))[-_LINK_ENTRIES_KEPT:]
+            incidents = {i: incidents[i] for i in latest} | {survivor: span}
+        return LinksWrite(EntityLinks(item.entity, item.version + 1, incidents), item.version)
+
+    # --- context --------------------------------------------------------------------------------------------------
+    def attach_context(self, signal: Signal) -> str | None:
+        """A signal that raises nothing joins the live incident of its identity whose raising span it is near."""
+        links = linking_entities([signal])
+        point = Span(signal.time, signal.time)
+        candidates: set[str] = set()
+        for item in self._store.get_links(e.key for e in links).values():
+            candidates |= {i for i, span in item.incidents.items() if _near(span, point, self._window)}
+        live = [i for i in (self._store.get_incident(c) for c in sorted(candidates)) if i and i.merged_into is None]
+        if not live:
+            return None
+        target = min(live, key=lambda i: i.origin).id
+        return self._attach(target, [signal], pull=False)
+
+    def _attach(self, target: str, signals: Sequence[Signal], *, pull: bool) -> str:
+        """Count these signals (those not counted yet) in `target`, following merges; with `pull`, also the
+        context its links newly cover. Commits in chunks, re-read and retried on conflicts."""
+        pending = list(signals)
+        for _ in range(_MAX_ATTEMPTS):
+            incident = self._live(target)
+            target = incident.id
+            covered = self._coverage(incident) if pull else incident.covered
+            if pull:
+                pending += self._pull(incident.covered, covered)
+            fresh = self._not_members(pending)
+            chunk, rest = fresh[:_SIGNALS_PER_COMMIT], fresh[_SIGNALS_PER_COMMIT:]
+            cover = pull and not rest and covered != incident.covered
+            if not chunk and not cover:
+                return target
+            before = incident.covered
+            for signal in chunk:
+                incident.add_signal(signal)
+            if cover:
+                incident.covered = covered
+            incident.version += 1
+            commit = Commit(incidents=[IncidentWrite(incident, incident.version - 1)])
+            commit.members = {s.id: incident.id for s in chunk}
+            if not self._store.commit(commit):
+                continue  # lost a race: read the incident again
+            self.changed.add(incident.id)
+            pending = rest
+            if cover:
+                # Read the newly covered ranges once more: a signal another writer stored before this commit,
+                # having read the links before it, did not join by itself; it is in these ranges now.
+                pending += self._pull(before, covered)
+                pull = False
+        raise StateError(f"incident {target}: signals not committed after {_MAX_ATTEMPTS} conflicting writes")
+
+    def _live(self, incident_id: str) -> Incident:
+        incident = self._store.get_incident(incident_id)
+        while incident is not None and incident.merged_into is not None:
+            incident = self._store.get_incident(incident.merged_into)
+        if incident is None:
+            raise StateError(f"incident {incident_id} is in the links but not in the store")
         return incident
 
-    def _earlier_context(self, links: list[Entity], first: datetime, at: datetime) -> list[Signal]:
-        """What the incident's identities did from one window before its first signal until it opened."""
-        context: dict[str, Signal] = {}
-        for entity in links:
-            if entity.type in IDENTITY_TYPES:
-                for signal in self._store.signals(f"entity|{entity.key}", first - self._window, at):
-                    context.setdefault(signal.id, signal)
-        return sorted(context.values(), key=lambda s: s.sort_key)
+    def _coverage(self, incident: Incident) -> Coverage:
+        start, end = incident.core_first - self._window, incident.core_last + self._window
+        return dict.fromkeys(incident.links, (start, end))
 
-    def _merge(self, other: Incident, *, into: Incident) -> None:
-        for ref in other.signals:
-            if all(existing.key != ref.key for existing in into.signals):
-                into.signals.append(ref)
-        into.signals.sort(key=lambda s: (s.time, s.rule, s.event_id))
-        known = {e.key for e in into.entities}
-        into.entities.extend(e for e in other.entities if e.key not in known)
-        for rule in other.rules:
-            into.raise_by(rule, other.severity)
-        into.first_seen = min(into.first_seen, other.first_seen)
-        into.last_seen = max(into.last_seen, other.last_seen)
-        into.links.extend(key for key in other.links if key not in into.links)
-        other.merged_into = into.id
-        self._store.put_incident(other)
-        self._links.remove_node(_node(other.id))
-        self.touched.discard(other.id)
-        self._link(into)
+    def _pull(self, had: Coverage, covered: Coverage) -> list[Signal]:
+        """Signals of the incident's links in the ranges `covered` adds to what it `had` covered."""
+        found: dict[str, Signal] = {}
+        for key, (start, end) in covered.items():
+            before = had.get(key)
+            ranges = [(start, end)] if before is None else [(start, before[0]), (before[1], end)]
+            for low, high in ranges:
+                if low < high:
+                    for signal in self._store.signals(entity_partition(key), low, high):
+                        found.setdefault(signal.id, signal)
+        return list(found.values())
 
-    def _save(self, incident: Incident, links: Iterable[Entity]) -> None:
-        incident.links.extend(e.key for e in links if e.key not in incident.links)
-        incident.updated_seq += 1
-        self._store.put_incident(incident)
-        self._link(incident)
-        self.touched.add(incident.id)
-
-    def forget_before(self, horizon: datetime) -> None:
-        """Drop stale incidents from the linking graph; they stay in the store for reporting."""
-        stale = []
-        for node in self._links.nodes:
-            if node.startswith("incident:"):
-                incident = self._store.get_incident(node.removeprefix("incident:"))
-                if incident is None or incident.last_seen + self._window < horizon:
-                    stale.append(node)
-        self._links.remove_nodes_from(stale)
-        self._links.remove_nodes_from([n for n in list(self._links.nodes) if self._links.degree(n) == 0])
+    def _not_members(self, signals: Iterable[Signal]) -> list[Signal]:
+        unique = {s.id: s for s in signals}
+        counted = self._store.members(unique)
+        return sorted((s for i, s in unique.items() if i not in counted), key=lambda s: s.sort_key)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cached_property
 
 from pydantic import BaseModel, Field
 
-from correlators.model import Entity, NormalizedEvent, Severity
+from correlators.model import IDENTITY_TYPES, Entity, NormalizedEvent, Severity
 
 
 class Signal(BaseModel):
@@ -64,40 +66,126 @@ class SignalRef(BaseModel):
     def key(self) -> tuple[str, str]:
         return (self.rule, self.event_id)
 
+    def order(self) -> tuple[datetime, str, str]:
+        return (self.time, self.rule, self.event_id)
+
+
+# Past these caps an incident keeps counts, not every reference: its item stays far below DynamoDB's 400 KB
+# (and below 64 KB) however many signals join it.
+SIGNALS_KEPT_AT_EACH_END = 50
+DESCRIPTIVE_ENTITIES_KEPT = 100
+
+
+class RuleHit(BaseModel):
+    """A rule that raised the incident, with the severity and title it raised it with."""
+
+    severity: Severity
+    title: str
+
 
 class Incident(BaseModel):
+    """Connected signals and the entities they name, bounded, and the same whatever order its signals arrived in.
+
+    Order independence is what lets parallel, at-least-once, out-of-order delivery give the incidents of one
+    sorted pass: the severity is the highest any rule raised; the title is the most severe rule's (ties: rule
+    name); `rules` is sorted; `signals` holds the earliest and the latest `SIGNALS_KEPT_AT_EACH_END` signals and
+    `signal_count`/`rule_counts` count all of them; the id comes from the incident's origin, its earliest
+    raising signal.
+    """
+
     id: str
     title: str
-    rules: list[str] = Field(default_factory=list)  # rules that raised it (correlation or standalone), in order
     severity: Severity
     first_seen: datetime
     last_seen: datetime
+    # The raising signals' span. Context (signals that raised nothing) joins within `incident_window` of it but
+    # never widens it, so what joins does not depend on what arrived first.
+    core_first: datetime
+    core_last: datetime
+    # The earliest raising signal (time, signal id) and the rule it raised: decides the id and the merge survivor.
+    origin: tuple[datetime, str, str]
+    raised_by: dict[str, RuleHit] = Field(default_factory=dict)
     entities: list[Entity] = Field(default_factory=list)
     signals: list[SignalRef] = Field(default_factory=list)
+    signal_count: int = 0
+    rule_counts: dict[str, int] = Field(default_factory=dict)  # signals per rule, all of them
     # Entity keys that tie signals to this incident (identities; a correlation's group entity; the resource of
     # an alarm that names no identity). The other entities only describe it.
     links: list[str] = Field(default_factory=list)
+    # Per link, the event-time range whose signals were already pulled in as context.
+    covered: dict[str, tuple[datetime, datetime]] = Field(default_factory=dict)
     merged_into: str | None = None  # set when a later signal proved two incidents one; the survivor keeps its id
-    updated_seq: int = 0  # bumped on every change, so a shell can tell which incidents a run touched
+    version: int = 0  # bumped by every commit; the store's condition for the next one
 
-    def add_signal(self, signal: Signal) -> bool:
-        """Add one signal and its entities; False when it was already part of the incident."""
-        ref = SignalRef.of(signal)
-        if any(existing.key == ref.key for existing in self.signals):
-            return False
-        self.signals.append(ref)
-        self.signals.sort(key=lambda s: (s.time, s.rule, s.event_id))
-        known = {entity.key for entity in self.entities}
-        for entity in signal.event.entities():
-            if entity.key not in known:
-                self.entities.append(entity)
-                known.add(entity.key)
-        self.first_seen = min(self.first_seen, signal.time)
-        self.last_seen = max(self.last_seen, signal.time)
-        return True
+    @property
+    def rules(self) -> list[str]:
+        return sorted(self.raised_by)
 
-    def raise_by(self, rule: str, severity: Severity) -> None:
-        if rule not in self.rules:
-            self.rules.append(rule)
-        if severity.rank > self.severity.rank:
-            self.severity = severity
+    def add_signal(self, signal: Signal) -> None:
+        """Count one signal (the caller made sure it is not counted yet) and keep its reference if it is among
+        the earliest or the latest: O(cap), whatever the incident's size."""
+        self._add_ref(SignalRef.of(signal))
+        self._add_entities(signal.event.entities())
+
+    def _add_ref(self, ref: SignalRef) -> None:
+        self.signal_count += 1
+        self.rule_counts[ref.rule] = self.rule_counts.get(ref.rule, 0) + 1
+        self.first_seen = min(self.first_seen, ref.time)
+        self.last_seen = max(self.last_seen, ref.time)
+        bisect.insort(self.signals, ref, key=SignalRef.order)
+        cap = SIGNALS_KEPT_AT_EACH_END
+        if len(self.signals) > 2 * cap:
+            # Kept: the `cap` earliest and the `cap` latest of all signals. The one dropped is the new middle.
+            del self.signals[cap]
+
+    def _add_entities(self, entities: Iterable[Entity]) -> None:
+        known = {e.key for e in self.entities}
+        for entity in entities:
+            if entity.key in known:
+                continue
+            known.add(entity.key)
+            self.entities.append(entity)
+        self.entities.sort(key=_entity_order)
+        # Every identity is kept (they are few and they are what playbooks act on); assets and IPs past the cap are
+        # dropped, the same ones whatever the arrival order.
+        descriptive = [e for e in self.entities if e.type not in IDENTITY_TYPES]
+        if len(descriptive) > DESCRIPTIVE_ENTITIES_KEPT:
+            dropped = {e.key for e in descriptive[DESCRIPTIVE_ENTITIES_KEPT:]}
+            self.entities = [e for e in self.entities if e.key not in dropped]
+
+    def raise_by(self, rule: str, severity: Severity, title: str) -> None:
+        hit = self.raised_by.get(rule)
+        if hit is None or severity.rank > hit.severity.rank:
+            self.raised_by[rule] = RuleHit(severity=severity, title=title)
+        top = max(self.raised_by.items(), key=lambda item: (item[1].severity.rank, _reverse(item[0])))
+        self.severity = top[1].severity
+        self.title = top[1].title
+
+    def absorb(self, other: Incident) -> None:
+        """Take in an incident proved to be this one (their signals are disjoint: a signal counts in one)."""
+        for ref in other.signals:
+            bisect.insort(self.signals, ref, key=SignalRef.order)
+        cap = SIGNALS_KEPT_AT_EACH_END
+        if len(self.signals) > 2 * cap:
+            self.signals = self.signals[:cap] + self.signals[-cap:]
+        self.signal_count += other.signal_count
+        for rule, count in other.rule_counts.items():
+            self.rule_counts[rule] = self.rule_counts.get(rule, 0) + count
+        self._add_entities(other.entities)
+        for rule, hit in other.raised_by.items():
+            self.raise_by(rule, hit.severity, hit.title)
+        self.first_seen = min(self.first_seen, other.first_seen)
+        self.last_seen = max(self.last_seen, other.last_seen)
+        self.core_first = min(self.core_first, other.core_first)
+        self.core_last = max(self.core_last, other.core_last)
+        self.links = sorted(set(self.links) | set(other.links))
+        self.covered = {}  # the union of two coverages need not be one range: pull everything once more
+
+
+def _entity_order(entity: Entity) -> tuple[int, str]:
+    return (0 if entity.type in IDENTITY_TYPES else 1, entity.key)
+
+
+def _reverse(name: str) -> tuple[int, ...]:
+    # max() over (rank, this) prefers the alphabetically first rule among equally severe ones.
+    return tuple(-ord(c) for c in name)

@@ -12,15 +12,20 @@ from correlators.state.memory import MemoryStore
 from correlators.state.sqlite import SqliteStore
 
 
+def sqlite_path(url: str) -> str:
+    """The file of a `sqlite://` URL, as SQLAlchemy reads them: `sqlite:///rel/state.db` is relative to the
+    working directory, `sqlite:////abs/state.db` absolute, `sqlite://` alone an in-memory database."""
+    path = url.removeprefix("sqlite://")
+    return path.removeprefix("/") or ":memory:"
+
+
 def open_store(url: str) -> StateStore:
     """`memory://` or `sqlite:///path/to/state.db` (`sqlite://:memory:` for a throwaway database)."""
     if url in ("memory", "memory://"):
         return MemoryStore()
     if url.startswith("sqlite://"):
-        path = url.removeprefix("sqlite://")
-        path = path.removeprefix("/") if path.startswith("//") else path
-        return SqliteStore(path or ":memory:")
+        return SqliteStore(sqlite_path(url))
     raise StateError(f"unknown state store {url!r}: use memory:// or sqlite:///path/to/state.db")
 
 
-__all__ = ["MemoryStore", "SqliteStore", "StateStore", "open_store"]
+__all__ = ["MemoryStore", "SqliteStore", "StateStore", "open_store", "sqlite_path"]

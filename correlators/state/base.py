@@ -1,12 +1,78 @@
-"""The state-store interface every store implements (in-memory, SQLite; DynamoDB in the deployment)."""
+"""The state-store interface every store implements (memory, SQLite, DynamoDB): the store is the truth.
+
+Lambda delivers at least once, runs invocations side by side and may die mid-batch, so nothing that decides an
+incident lives in a process: signals, the entity > incident links, incident versions, signal membership and the
+events already seen are all items here, and every change to incidents goes through one atomic, conditional
+`commit`. A commit that lost a race returns False and changes nothing; the caller re-reads and tries again
+(optimistic concurrency, as DynamoDB's conditional writes and transactions give it).
+
+Item shapes (DynamoDB's in brackets):
+- signal: one per (signal, partition) [pk = partition, sk = event time + signal id, TTL = expiry]; idempotent.
+- seen event: the delivery key of an event, written only after every signal and incident change of that event.
+- incident: the bounded incident document and its `version` [pk = incident id]; the version is the condition.
+- entity links: per linking entity, the incidents it ties together and their raising spans, with a version
+  [pk = entity key]. Every commit that changes an incident's links or span rewrites these items under their
+  version condition, so two writers that would each open an incident for one identity conflict, and the loser
+  re-reads and joins the winner.
+- membership: signal id > incident id, created (never overwritten: a commit that would count a signal already
+  counted anywhere fails) with the incident version that counts it, so a signal is counted once, in one incident,
+  however often and wherever in parallel its event is processed. A merge leaves memberships pointing at the merged
+  incident, whose `merged_into` leads to the survivor.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from correlators.signals import Incident, Signal
+
+
+@dataclass(frozen=True)
+class Span:
+    """The event-time span of an incident's raising signals (its core; context around it does not widen it)."""
+
+    first: datetime
+    last: datetime
+
+
+@dataclass
+class EntityLinks:
+    """The link item of one entity: which incidents it ties signals to, and their raising spans."""
+
+    entity: str
+    version: int = 0  # 0: the item does not exist yet
+    incidents: dict[str, Span] = field(default_factory=dict)
+
+
+@dataclass
+class IncidentWrite:
+    incident: Incident  # carries its new version
+    expected_version: int  # 0: must not exist yet (conditional create on the deterministic id)
+
+
+@dataclass
+class LinksWrite:
+    links: EntityLinks  # carries its new version
+    expected_version: int  # 0: must not exist yet
+
+
+@dataclass
+class Commit:
+    """Everything one step of incident upkeep changes, applied all together or not at all."""
+
+    incidents: list[IncidentWrite] = field(default_factory=list)
+    links: list[LinksWrite] = field(default_factory=list)
+    members: dict[str, str] = field(default_factory=dict)  # signal id > incident id; each must not exist yet
+
+    # DynamoDB transactions take 100 items; the upkeep splits bigger changes into several commits.
+    MAX_ITEMS = 100
+
+    @property
+    def size(self) -> int:
+        return len(self.incidents) + len(self.links) + len(self.members)
 
 
 class StateStore(ABC):
@@ -17,44 +83,68 @@ class StateStore(ABC):
     # --- signals: append-only, written once under every partition they belong to ----------------------------
     @abstractmethod
     def put_signal(self, signal: Signal, partitions: Iterable[str], expires: datetime) -> bool:
-        """Store a signal under each partition until `expires` (event time; DynamoDB's TTL in AWS); False (and
-        nothing written) when it is already stored."""
+        """Store a signal under each partition until `expires` (event time; DynamoDB's TTL in AWS); False when
+        it was already stored (writing it again changes nothing)."""
 
     @abstractmethod
     def signals(self, partition: str, start: datetime, end: datetime) -> list[Signal]:
-        """Signals of one partition with start <= time <= end, oldest first."""
+        """Signals of one partition with start <= time <= end, oldest first (strongly consistent)."""
 
     @abstractmethod
     def signal_count(self) -> int: ...
 
     @abstractmethod
     def expire_signals(self, now: datetime) -> int:
-        """Drop signals whose `expires` is before `now` (the latest event time seen); how many went."""
+        """Drop signals whose `expires` is before `now`; how many went (DynamoDB's TTL does this by itself)."""
 
     @abstractmethod
     def evict_stalest(self, keep: int) -> int:
         """Drop the oldest signals (by event time) until at most `keep` remain; how many went."""
 
-    # --- de-duplication of deliveries ---------------------------------------------------------------------------
+    # --- events already processed ---------------------------------------------------------------------------------
     @abstractmethod
-    def remember_event(self, key: str, time: datetime) -> bool:
-        """Record a delivery key; False when it was seen before (at-least-once delivery, duplicated files)."""
+    def seen(self, key: str) -> bool:
+        """True when an event with this delivery key was completely processed before."""
+
+    @abstractmethod
+    def mark_seen(self, key: str, time: datetime) -> None:
+        """Record that the event was completely processed: called after its signals and incidents are written."""
 
     @abstractmethod
     def forget_events(self, before: datetime) -> int: ...
 
-    # --- incidents ----------------------------------------------------------------------------------------------
+    # --- incidents ------------------------------------------------------------------------------------------------
     @abstractmethod
-    def put_incident(self, incident: Incident) -> None: ...
+    def get_incident(self, incident_id: str) -> Incident | None:
+        """The incident as last committed (strongly consistent), with its version."""
 
     @abstractmethod
-    def get_incident(self, incident_id: str) -> Incident | None: ...
+    def get_links(self, entities: Iterable[str]) -> dict[str, EntityLinks]:
+        """The link item of each entity key; an entity with none gets an empty item of version 0."""
+
+    @abstractmethod
+    def members(self, signal_ids: Iterable[str]) -> dict[str, str]:
+        """Which incident each of these signals was counted in (signals counted nowhere are left out)."""
+
+    @abstractmethod
+    def commit(self, commit: Commit) -> bool:
+        """Apply every write if every expected version still holds, else nothing; True when applied."""
 
     @abstractmethod
     def incidents(self, *, since: datetime | None = None) -> list[Incident]:
         """Live (not merged) incidents whose last signal is at or after `since`, oldest first."""
 
-    # --- small values that survive runs (the watermark, the change counter) -------------------------------------
+    @abstractmethod
+    def unhandled_incidents(self) -> list[Incident]:
+        """Live incidents changed since a shell last handled them (`mark_handled`): a run that died after a
+        change and before its playbooks ran finds them here."""
+
+    @abstractmethod
+    def mark_handled(self, incident_id: str, version: int) -> None:
+        """The shell handled this version (playbooks planned, or the incident event put on the bus); never
+        moves backwards."""
+
+    # --- small values that survive runs (the watermark) -----------------------------------------------------------
     @abstractmethod
     def get_meta(self, key: str) -> str | None: ...
 
@@ -63,3 +153,15 @@ class StateStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook; the in-memory store has nothing to release
         """Release resources."""
+
+
+def check_commit(
+    commit: Commit, incident_versions: Mapping[str, int], link_versions: Mapping[str, int], members: Container[str]
+) -> bool:
+    """Whether every expected version of a commit holds against the current ones (missing items are version 0)
+    and none of the signals it counts is counted already."""
+    return (
+        all(incident_versions.get(w.incident.id, 0) == w.expected_version for w in commit.incidents)
+        and all(link_versions.get(w.links.entity, 0) == w.expected_version for w in commit.links)
+        and not any(signal_id in members for signal_id in commit.members)
+    )

@@ -1,44 +1,56 @@
-"""In-memory state: for tests and one-shot replays that need nothing kept."""
+"""In-memory state: for tests and one-shot replays that need nothing kept. Thread-safe: one lock around each call.
+
+Incidents are stored as JSON and parsed on read, so a caller never holds the store's own object: what it
+changes reaches the store only through `commit`, as with every other store.
+"""
 
 from __future__ import annotations
 
 import bisect
 import heapq
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
 from correlators.signals import Incident, Signal
-from correlators.state.base import StateStore
+from correlators.state.base import Commit, EntityLinks, StateStore, check_commit
 
 
 class MemoryStore(StateStore):
     def __init__(self) -> None:
+        self._lock = threading.RLock()
         self._signals: dict[str, Signal] = {}
         self._partitions_of: dict[str, list[str]] = {}
         # partition -> sorted list of (time, signal id)
         self._partitions: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
         self._expiry: list[tuple[datetime, str]] = []  # heap; entries of evicted signals are skipped lazily
-        self._events: dict[str, datetime] = {}
-        self._incidents: dict[str, Incident] = {}
+        self._seen: dict[str, datetime] = {}
+        self._incidents: dict[str, str] = {}  # id -> JSON
+        self._versions: dict[str, int] = {}
+        self._handled: dict[str, int] = {}
+        self._links: dict[str, EntityLinks] = {}
+        self._members: dict[str, str] = {}
         self._meta: dict[str, str] = {}
 
     def put_signal(self, signal: Signal, partitions: Iterable[str], expires: datetime) -> bool:
-        if signal.id in self._signals:
-            return False
-        parts = sorted(set(partitions))
-        self._signals[signal.id] = signal
-        heapq.heappush(self._expiry, (expires, signal.id))
-        self._partitions_of[signal.id] = parts
-        for partition in parts:
-            bisect.insort(self._partitions[partition], (signal.time, signal.id))
-        return True
+        with self._lock:
+            if signal.id in self._signals:
+                return False
+            parts = sorted(set(partitions))
+            self._signals[signal.id] = signal
+            heapq.heappush(self._expiry, (expires, signal.id))
+            self._partitions_of[signal.id] = parts
+            for partition in parts:
+                bisect.insort(self._partitions[partition], (signal.time, signal.id))
+            return True
 
     def signals(self, partition: str, start: datetime, end: datetime) -> list[Signal]:
-        rows = self._partitions.get(partition, [])
-        low = bisect.bisect_left(rows, (start, ""))
-        high = bisect.bisect_right(rows, (end, "\U0010ffff"), lo=low)
-        return [self._signals[signal_id] for _, signal_id in rows[low:high]]
+        with self._lock:
+            rows = self._partitions.get(partition, [])
+            low = bisect.bisect_left(rows, (start, ""))
+            high = bisect.bisect_right(rows, (end, "\U0010ffff"), lo=low)
+            return [self._signals[signal_id] for _, signal_id in rows[low:high]]
 
     def signal_count(self) -> int:
         return len(self._signals)
@@ -54,49 +66,86 @@ class MemoryStore(StateStore):
         return len(signal_ids)
 
     def expire_signals(self, now: datetime) -> int:
-        due = []
-        while self._expiry and self._expiry[0][0] < now:
-            _, signal_id = heapq.heappop(self._expiry)
-            if signal_id in self._signals:
-                due.append(signal_id)
-        return self._drop(due)
+        with self._lock:
+            due = []
+            while self._expiry and self._expiry[0][0] < now:
+                _, signal_id = heapq.heappop(self._expiry)
+                if signal_id in self._signals:
+                    due.append(signal_id)
+            return self._drop(due)
 
     def evict_stalest(self, keep: int) -> int:
-        excess = len(self._signals) - keep
-        if excess <= 0:
-            return 0
-        stalest = sorted(self._signals.values(), key=lambda s: s.sort_key)[:excess]
-        return self._drop([s.id for s in stalest])
+        with self._lock:
+            excess = len(self._signals) - keep
+            if excess <= 0:
+                return 0
+            stalest = sorted(self._signals.values(), key=lambda s: s.sort_key)[:excess]
+            return self._drop([s.id for s in stalest])
 
-    def remember_event(self, key: str, time: datetime) -> bool:
-        if key in self._events:
-            return False
-        self._events[key] = time
-        return True
+    def seen(self, key: str) -> bool:
+        return key in self._seen
+
+    def mark_seen(self, key: str, time: datetime) -> None:
+        with self._lock:
+            self._seen.setdefault(key, time)
 
     def forget_events(self, before: datetime) -> int:
-        old = [key for key, time in self._events.items() if time < before]
-        for key in old:
-            del self._events[key]
-        return len(old)
-
-    def put_incident(self, incident: Incident) -> None:
-        self._incidents[incident.id] = incident.model_copy(deep=True)
+        with self._lock:
+            old = [key for key, time in self._seen.items() if time < before]
+            for key in old:
+                del self._seen[key]
+            return len(old)
 
     def get_incident(self, incident_id: str) -> Incident | None:
-        found = self._incidents.get(incident_id)
-        return found.model_copy(deep=True) if found else None
+        with self._lock:
+            body = self._incidents.get(incident_id)
+        return Incident.model_validate_json(body) if body else None
+
+    def get_links(self, entities: Iterable[str]) -> dict[str, EntityLinks]:
+        with self._lock:
+            found = {}
+            for key in entities:
+                item = self._links.get(key)
+                found[key] = EntityLinks(key, item.version, dict(item.incidents)) if item else EntityLinks(key)
+            return found
+
+    def members(self, signal_ids: Iterable[str]) -> dict[str, str]:
+        with self._lock:
+            return {i: self._members[i] for i in signal_ids if i in self._members}
+
+    def commit(self, commit: Commit) -> bool:
+        with self._lock:
+            links = {key: item.version for key, item in self._links.items()}
+            if not check_commit(commit, self._versions, links, self._members):
+                return False
+            for write in commit.incidents:
+                self._incidents[write.incident.id] = write.incident.model_dump_json()
+                self._versions[write.incident.id] = write.incident.version
+            for links_write in commit.links:
+                item = links_write.links
+                self._links[item.entity] = EntityLinks(item.entity, item.version, dict(item.incidents))
+            self._members.update(commit.members)
+            return True
+
+    def _live(self) -> list[Incident]:
+        with self._lock:
+            bodies = list(self._incidents.values())
+        found = [Incident.model_validate_json(body) for body in bodies]
+        return sorted((i for i in found if i.merged_into is None), key=lambda i: (i.first_seen, i.id))
 
     def incidents(self, *, since: datetime | None = None) -> list[Incident]:
-        live = [
-            i.model_copy(deep=True)
-            for i in self._incidents.values()
-            if i.merged_into is None and (since is None or i.last_seen >= since)
-        ]
-        return sorted(live, key=lambda i: (i.first_seen, i.id))
+        return [i for i in self._live() if since is None or i.last_seen >= since]
+
+    def unhandled_incidents(self) -> list[Incident]:
+        return [i for i in self._live() if i.version > self._handled.get(i.id, 0)]
+
+    def mark_handled(self, incident_id: str, version: int) -> None:
+        with self._lock:
+            self._handled[incident_id] = max(version, self._handled.get(incident_id, 0))
 
     def get_meta(self, key: str) -> str | None:
         return self._meta.get(key)
 
     def set_meta(self, key: str, value: str) -> None:
-        self._meta[key] = value
+        with self._lock:
+            self._meta[key] = value

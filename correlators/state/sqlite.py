@@ -1,22 +1,28 @@
 """SQLite state: the embedded default for `cordon replay`, kept across runs so windows continue.
 
 Signals are append-only rows; a second table indexes them by partition (entity or correlation group) and
-event time, the same access path the DynamoDB signal table has in AWS.
+event time, the same access path the DynamoDB signal table has in AWS. Several threads (one connection behind a
+lock) and several processes (WAL, `BEGIN IMMEDIATE` around every conditional commit, a busy timeout) may share one
+file: a commit checks the versions it expects and writes, or changes nothing.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from correlators.errors import StateError
 from correlators.signals import Incident, Signal
-from correlators.state.base import StateStore
+from correlators.state.base import Commit, EntityLinks, Span, StateStore
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -30,7 +36,10 @@ CREATE TABLE IF NOT EXISTS signal_partitions (
 CREATE INDEX IF NOT EXISTS partitions_by_signal ON signal_partitions (signal_id);
 CREATE TABLE IF NOT EXISTS events_seen (key TEXT PRIMARY KEY, time REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS incidents (
-    id TEXT PRIMARY KEY, last_seen REAL NOT NULL, live INTEGER NOT NULL, body TEXT NOT NULL);
+    id TEXT PRIMARY KEY, version INTEGER NOT NULL, handled INTEGER NOT NULL DEFAULT 0, last_seen REAL NOT NULL,
+    live INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS links (entity TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS members (signal_id TEXT PRIMARY KEY, incident_id TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -43,13 +52,15 @@ _CACHE_SIZE = 50_000  # signals kept parsed in memory: the window's working set,
 
 class SqliteStore(StateStore):
     def __init__(self, path: str | Path) -> None:
-        # Parsed signals by id. Signals are immutable and this process is the table's only writer during a run,
-        # so a cached signal is always what the row holds; it saves re-parsing JSON on every window read.
+        # Parsed signals by id. Signals are immutable (an id always names the same content), so a cached signal
+        # is what the row holds, whoever wrote it; it saves re-parsing JSON on every window read.
         self._cache: OrderedDict[str, Signal] = OrderedDict()
+        self._lock = threading.RLock()
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(str(path))
+            # Autocommit mode: transactions are explicit (`_write`), so a conditional commit can BEGIN IMMEDIATE.
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
             # WAL and NORMAL sync: a crash may lose the last transactions of a replay, never corrupt the file.
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -62,59 +73,78 @@ class SqliteStore(StateStore):
         elif version != SCHEMA_VERSION:
             raise StateError(f"{path}: state schema {version}, this Cordon reads {SCHEMA_VERSION}")
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken before the first read so checks and writes see the same database."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
     def put_signal(self, signal: Signal, partitions: Iterable[str], expires: datetime) -> bool:
-        with self._db:
-            inserted = self._db.execute(
+        with self._write() as db:
+            inserted = db.execute(
                 "INSERT OR IGNORE INTO signals (id, time, expires, body) VALUES (?, ?, ?, ?)",
                 (signal.id, _ts(signal.time), _ts(expires), signal.model_dump_json()),
             ).rowcount
             if not inserted:
                 return False
-            self._remember(signal)
-            self._db.executemany(
+            db.executemany(
                 "INSERT OR IGNORE INTO signal_partitions (partition, time, signal_id) VALUES (?, ?, ?)",
                 [(p, _ts(signal.time), signal.id) for p in set(partitions)],
             )
+        self._remember(signal)
         return True
 
     def signals(self, partition: str, start: datetime, end: datetime) -> list[Signal]:
         ids = [
-            signal_id
-            for (signal_id,) in self._db.execute(
+            str(signal_id)
+            for (signal_id,) in self._read(
                 "SELECT signal_id FROM signal_partitions WHERE partition = ? AND time BETWEEN ? AND ?"
                 " ORDER BY time, signal_id",
                 (partition, _ts(start), _ts(end)),
             )
         ]
-        found = {signal_id: self._cache[signal_id] for signal_id in ids if signal_id in self._cache}
+        with self._lock:
+            found = {signal_id: self._cache[signal_id] for signal_id in ids if signal_id in self._cache}
         missing = [signal_id for signal_id in ids if signal_id not in found]
         for chunk in range(0, len(missing), 500):
             part = missing[chunk : chunk + 500]
             marks = ",".join("?" * len(part))
-            for (body,) in self._db.execute(f"SELECT body FROM signals WHERE id IN ({marks})", part):  # noqa: S608
-                signal = Signal.model_validate_json(body)
+            for (body,) in self._read(f"SELECT body FROM signals WHERE id IN ({marks})", part):  # noqa: S608
+                signal = Signal.model_validate_json(str(body))
                 found[signal.id] = signal
                 self._remember(signal)
-        return [found[signal_id] for signal_id in ids]
+        # A signal expired by another writer between the two reads is simply not in the window any more.
+        return [found[signal_id] for signal_id in ids if signal_id in found]
 
     def _remember(self, signal: Signal) -> None:
-        self._cache[signal.id] = signal
-        self._cache.move_to_end(signal.id)
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[signal.id] = signal
+            self._cache.move_to_end(signal.id)
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
 
     def signal_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM signals").fetchone()[0])
+        return int(self._read("SELECT count(*) FROM signals")[0][0])
 
     def _drop_where(self, condition: str, params: tuple[object, ...]) -> int:
-        with self._db:
-            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
-            self._db.execute("DELETE FROM doomed")
-            self._db.execute(f"INSERT INTO doomed SELECT id FROM signals {condition}", params)  # noqa: S608
-            self._db.execute("DELETE FROM signal_partitions WHERE signal_id IN (SELECT id FROM doomed)")
-            for (signal_id,) in self._db.execute("SELECT id FROM doomed"):
+        with self._write() as db:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM doomed")
+            db.execute(f"INSERT INTO doomed SELECT id FROM signals {condition}", params)  # noqa: S608
+            db.execute("DELETE FROM signal_partitions WHERE signal_id IN (SELECT id FROM doomed)")
+            for (signal_id,) in db.execute("SELECT id FROM doomed").fetchall():
                 self._cache.pop(signal_id, None)
-            return self._db.execute("DELETE FROM signals WHERE id IN (SELECT id FROM doomed)").rowcount
+            return db.execute("DELETE FROM signals WHERE id IN (SELECT id FROM doomed)").rowcount
 
     def expire_signals(self, now: datetime) -> int:
         return self._drop_where("WHERE expires < ?", (_ts(now),))
@@ -125,42 +155,114 @@ class SqliteStore(StateStore):
             return 0
         return self._drop_where("ORDER BY time, id LIMIT ?", (excess,))
 
-    def remember_event(self, key: str, time: datetime) -> bool:
-        with self._db:
-            return bool(
-                self._db.execute(
-                    "INSERT OR IGNORE INTO events_seen (key, time) VALUES (?, ?)", (key, _ts(time))
-                ).rowcount
-            )
+    def seen(self, key: str) -> bool:
+        return bool(self._read("SELECT 1 FROM events_seen WHERE key = ?", (key,)))
+
+    def mark_seen(self, key: str, time: datetime) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO events_seen (key, time) VALUES (?, ?)", (key, _ts(time)))
 
     def forget_events(self, before: datetime) -> int:
-        with self._db:
-            return self._db.execute("DELETE FROM events_seen WHERE time < ?", (_ts(before),)).rowcount
-
-    def put_incident(self, incident: Incident) -> None:
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO incidents (id, last_seen, live, body) VALUES (?, ?, ?, ?)",
-                (incident.id, _ts(incident.last_seen), incident.merged_into is None, incident.model_dump_json()),
-            )
+        with self._write() as db:
+            return db.execute("DELETE FROM events_seen WHERE time < ?", (_ts(before),)).rowcount
 
     def get_incident(self, incident_id: str) -> Incident | None:
-        row = self._db.execute("SELECT body FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-        return Incident.model_validate_json(row[0]) if row else None
+        rows = self._read("SELECT body FROM incidents WHERE id = ?", (incident_id,))
+        return Incident.model_validate_json(str(rows[0][0])) if rows else None
+
+    def get_links(self, entities: Iterable[str]) -> dict[str, EntityLinks]:
+        found = {key: EntityLinks(key) for key in entities}
+        keys = list(found)
+        for chunk in range(0, len(keys), 500):
+            part = keys[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT entity, version, body FROM links WHERE entity IN ({marks})"  # noqa: S608
+            for entity, version, body in self._read(sql, part):
+                found[str(entity)] = EntityLinks(str(entity), int(version), _spans(str(body)))
+        return found
+
+    def members(self, signal_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(signal_ids)
+        found: dict[str, str] = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT signal_id, incident_id FROM members WHERE signal_id IN ({marks})"  # noqa: S608
+            found.update((str(s), str(i)) for s, i in self._read(sql, part))
+        return found
+
+    def commit(self, commit: Commit) -> bool:
+        with self._write() as db:
+            for write in commit.incidents:
+                row = db.execute("SELECT version FROM incidents WHERE id = ?", (write.incident.id,)).fetchone()
+                if (row[0] if row else 0) != write.expected_version:
+                    return False
+            for links_write in commit.links:
+                row = db.execute("SELECT version FROM links WHERE entity = ?", (links_write.links.entity,)).fetchone()
+                if (row[0] if row else 0) != links_write.expected_version:
+                    return False
+            counted = list(commit.members)
+            for chunk in range(0, len(counted), 500):
+                part = counted[chunk : chunk + 500]
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT 1 FROM members WHERE signal_id IN ({marks}) LIMIT 1"  # noqa: S608
+                if db.execute(sql, part).fetchone():
+                    return False
+            for write in commit.incidents:
+                incident = write.incident
+                db.execute(
+                    "INSERT INTO incidents (id, version, last_seen, live, body) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET version = excluded.version, last_seen = excluded.last_seen,"
+                    " live = excluded.live, body = excluded.body",
+                    (
+                        incident.id,
+                        incident.version,
+                        _ts(incident.last_seen),
+                        incident.merged_into is None,
+                        incident.model_dump_json(),
+                    ),
+                )
+            db.executemany(
+                "INSERT OR REPLACE INTO links (entity, version, body) VALUES (?, ?, ?)",
+                [(w.links.entity, w.links.version, _spans_json(w.links)) for w in commit.links],
+            )
+            db.executemany("INSERT INTO members (signal_id, incident_id) VALUES (?, ?)", list(commit.members.items()))
+        return True
 
     def incidents(self, *, since: datetime | None = None) -> list[Incident]:
         floor = _ts(since) if since else _ts(datetime(1970, 1, 1, tzinfo=UTC))
-        rows = self._db.execute("SELECT body FROM incidents WHERE live = 1 AND last_seen >= ?", (floor,))
-        found = [Incident.model_validate_json(body) for (body,) in rows]
+        rows = self._read("SELECT body FROM incidents WHERE live = 1 AND last_seen >= ?", (floor,))
+        found = [Incident.model_validate_json(str(body)) for (body,) in rows]
         return sorted(found, key=lambda i: (i.first_seen, i.id))
 
+    def unhandled_incidents(self) -> list[Incident]:
+        rows = self._read("SELECT body FROM incidents WHERE live = 1 AND version > handled")
+        found = [Incident.model_validate_json(str(body)) for (body,) in rows]
+        return sorted(found, key=lambda i: (i.first_seen, i.id))
+
+    def mark_handled(self, incident_id: str, version: int) -> None:
+        with self._write() as db:
+            db.execute("UPDATE incidents SET handled = max(handled, ?) WHERE id = ?", (version, incident_id))
+
     def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+
+def _spans_json(links: EntityLinks) -> str:
+    return json.dumps({i: [s.first.isoformat(), s.last.isoformat()] for i, s in links.incidents.items()})
+
+
+def _spans(body: str) -> dict[str, Span]:
+    return {
+        i: Span(datetime.fromisoformat(first), datetime.fromisoformat(last))
+        for i, (first, last) in json.loads(body).items()
+    }

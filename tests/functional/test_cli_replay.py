@@ -58,6 +58,8 @@ def test_json_output_has_the_documented_shape(capsys) -> None:
         "last_seen",
         "entities",
         "signals",
+        "signal_count",
+        "rule_counts",
         "actions",
     }
     assert incident["severity"] in {"low", "medium", "high", "critical"}

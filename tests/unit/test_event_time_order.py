@@ -47,7 +47,7 @@ def _run(arrivals: list[NormalizedEvent]) -> list[dict[str, Any]]:
     for event in arrivals:
         pipeline.submit(event)
     pipeline.flush()
-    return [incident_json(i) for i in pipeline.store.incidents() if i.id in pipeline.incidents.touched]
+    return [incident_json(i) for i in pipeline.store.incidents() if i.id in pipeline.incidents.changed]
 
 
 BASELINE = _run(EVENTS)

@@ -9,7 +9,7 @@ from correlators.incidents import IncidentGraph
 from correlators.model import Actor, EntityType, EventSource, Finding, NormalizedEvent, Resource, Severity
 from correlators.pipeline import Pipeline
 from correlators.sigma.rules import RuleSet
-from correlators.signals import Signal
+from correlators.signals import SIGNALS_KEPT_AT_EACH_END, Incident, Signal
 from correlators.state import MemoryStore
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -34,8 +34,21 @@ def _signal(event: NormalizedEvent, rule: str = "r", severity: Severity = Severi
     return Signal(rule=rule, title=rule, severity=severity, standalone=True, event=event)
 
 
+class _Graph:
+    """The incident graph over a store, giving back the incidents it raised as the store holds them."""
+
+    def __init__(self, store: MemoryStore | None = None) -> None:
+        self.store = store or MemoryStore()
+        self.graph = IncidentGraph(self.store, timedelta(hours=1))
+
+    def raise_incident(self, rule: str, title: str, severity: Severity, signals: list[Signal]) -> Incident:
+        incident = self.store.get_incident(self.graph.raise_incident(rule, title, severity, signals))
+        assert incident is not None
+        return incident
+
+
 def test_principals_sharing_a_bucket_and_an_ip_stay_in_separate_incidents() -> None:
-    graph = IncidentGraph(MemoryStore(), timedelta(hours=1))
+    graph = _Graph()
     attacker = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(0, "mallory", "e1"))])
     analyst = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(1, "alice", "e2"))])
     assert attacker.id != analyst.id
@@ -43,24 +56,24 @@ def test_principals_sharing_a_bucket_and_an_ip_stay_in_separate_incidents() -> N
 
 
 def test_a_new_signal_of_the_same_identity_updates_the_incident_and_raises_its_severity() -> None:
-    graph = IncidentGraph(MemoryStore(), timedelta(hours=1))
+    graph = _Graph()
     first = graph.raise_incident("low_rule", "first", Severity.MEDIUM, [_signal(_event(0, "mallory", "e1"))])
     second = graph.raise_incident("high_rule", "worse", Severity.CRITICAL, [_signal(_event(20, "mallory", "e2"))])
     assert second.id == first.id
-    assert (second.severity, second.title, second.rules) == (Severity.CRITICAL, "worse", ["low_rule", "high_rule"])
+    assert (second.severity, second.title, second.rules) == (Severity.CRITICAL, "worse", ["high_rule", "low_rule"])
     assert [s.event_id for s in second.signals] == ["e1", "e2"]
 
 
 def test_outside_the_incident_window_the_same_identity_opens_a_new_incident() -> None:
-    graph = IncidentGraph(MemoryStore(), timedelta(hours=1))
+    graph = _Graph()
     first = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(0, "mallory", "e1"))])
     later = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(180, "mallory", "e2"))])
     assert later.id != first.id
 
 
 def test_a_signal_naming_two_incidents_merges_them_into_the_oldest() -> None:
-    store = MemoryStore()
-    graph = IncidentGraph(store, timedelta(hours=1))
+    graph = _Graph()
+    store = graph.store
     older = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(0, "mallory", "e1"))])
     newer = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(5, "trent", "e2"))])
     both = [_signal(_event(10, "mallory", "e3")), _signal(_event(10, "trent", "e4"))]
@@ -69,6 +82,35 @@ def test_a_signal_naming_two_incidents_merges_them_into_the_oldest() -> None:
     assert store.get_incident(newer.id).merged_into == older.id
     assert [i.id for i in store.incidents()] == [older.id]
     assert {s.event_id for s in merged.signals} == {"e1", "e2", "e3", "e4"}
+
+
+def test_a_raise_earlier_than_the_incidents_it_joins_opens_the_survivor_they_merge_into() -> None:
+    # GIVEN an incident opened at minute 20, and a late raise for the same identity dated minute 5
+    graph = _Graph()
+    later = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(20, "mallory", "e2"))])
+    earlier = graph.raise_incident("r", "t", Severity.HIGH, [_signal(_event(5, "mallory", "e1"))])
+    # THEN the incident is the one the sorted stream would have opened, and the first one points to it
+    assert earlier.id != later.id
+    assert graph.store.get_incident(later.id).merged_into == earlier.id
+    assert earlier.signal_count == 2
+    in_order = _Graph()
+    in_order.raise_incident("r", "t", Severity.HIGH, [_signal(_event(5, "mallory", "e1"))])
+    assert in_order.raise_incident("r", "t", Severity.HIGH, [_signal(_event(20, "mallory", "e2"))]).id == earlier.id
+
+
+def test_one_principal_reading_thousands_of_objects_keeps_a_bounded_incident() -> None:
+    graph = _Graph()
+    incident = None
+    for n in range(3_000):
+        event = _event(n // 200, "mallory", f"e{n}")
+        event = event.model_copy(update={"resources": [Resource(type=EntityType.OBJECT, id=f"s3://b/k{n}")]})
+        incident = graph.raise_incident("bulk", "t", Severity.MEDIUM, [_signal(event, "bulk", Severity.MEDIUM)])
+    assert incident is not None
+    assert incident.signal_count == 3_000 and incident.rule_counts == {"bulk": 3_000}
+    assert len(incident.signals) == 2 * SIGNALS_KEPT_AT_EACH_END
+    assert [s.event_id for s in incident.signals[:2]] == ["e0", "e1"]
+    assert incident.signals[-1].event_id == "e2999"
+    assert len(incident.model_dump_json()) < 64 * 1024
 
 
 def _finding(minute: int, user: str, event_id: str) -> NormalizedEvent:
