@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from correlators.config import Config
-from correlators.errors import EventRejectedError
 from correlators.ingest import Rejection, read_inputs
-from correlators.normalize import normalize
 from correlators.pipeline import Pipeline, Stats
 from correlators.sigma.loader import RuleSet, load_rules
 from correlators.signals import Incident
@@ -83,20 +81,10 @@ def replay(
         pipeline = Pipeline(config, rules, store)
         result = ReplayResult(incidents=[], stats=pipeline.stats)
         for item in read_inputs(paths, stdin=stdin):
-            result.stats.events_read += 1
-            if isinstance(item, Rejection):
-                result.rejected.append(item)
-                continue
-            try:
-                events = normalize(item, config)
-            except EventRejectedError as error:
-                result.rejected.append(Rejection(where=error.where or item.where, reason=error.reason))
-                continue
-            for event in events:
-                result.stats.accepted += 1
-                pipeline.submit(event)
+            rejection = pipeline.take(item)
+            if rejection is not None:
+                result.rejected.append(rejection)
         pipeline.flush()
-        result.stats.rejected = len(result.rejected)
         # What this run changed, and what an earlier run changed but died before handling: the store says which.
         unhandled = {i.id: i for i in store.unhandled_incidents()}
         changed = pipeline.incidents.changed

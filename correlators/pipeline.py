@@ -15,8 +15,11 @@ from datetime import datetime
 from correlators.config import Config
 from correlators.correlate import Correlator, Firing
 from correlators.detect import Detector
+from correlators.errors import EventRejectedError
 from correlators.incidents import IncidentGraph, entity_partition, linking_entities
+from correlators.ingest import Item, Rejection
 from correlators.model import NormalizedEvent
+from correlators.normalize import normalize
 from correlators.sigma.loader import RuleSet
 from correlators.signals import Signal
 from correlators.state.base import StateStore
@@ -56,6 +59,23 @@ class Pipeline:
         saved = store.get_meta(_WATERMARK_KEY)
         self._max_time: datetime | None = datetime.fromisoformat(saved) if saved else None
         self._since_housekeeping = 0
+
+    def take(self, item: Item) -> Rejection | None:
+        """One record as read (a file line, an SQS message): normalize it and process its events, or return
+        why it was rejected. Bad input is counted, never raised: the rest of the stream goes on."""
+        self.stats.events_read += 1
+        if isinstance(item, Rejection):
+            self.stats.rejected += 1
+            return item
+        try:
+            events = normalize(item, self.config)
+        except EventRejectedError as error:
+            self.stats.rejected += 1
+            return Rejection(where=error.where or item.where, reason=error.reason)
+        for event in events:
+            self.stats.accepted += 1
+            self.submit(event)
+        return None
 
     def submit(self, event: NormalizedEvent) -> bool:
         """Process one event; False when it had been processed before (a duplicate delivery)."""

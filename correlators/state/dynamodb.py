@@ -45,7 +45,7 @@ Choices made here:
   `unhandled_incidents`) are eventually consistent, as every GSI read is: a change committed a moment ago may
   show a moment later. `get_incident` is strongly consistent.
 - `commit` is one TransactWriteItems (at most `Commit.MAX_ITEMS` items): incidents and links conditional on their
-  version (`attribute_not_exists(pk)` for version 0), members as plain puts. Cancelled by a condition or a
+  version (`attribute_not_exists(pk)` for version 0), members created only if absent (a signal counts once). Cancelled by a condition or a
   conflicting transaction: False; cancelled for any other reason (a throttled part, a validation error): the
   TransactionCanceledException is raised, and the record is retried by its delivery. botocore fills
   ClientRequestToken, so its own retry of a transaction that did commit is answered as a success, not as a lost
@@ -453,7 +453,10 @@ class DynamoDBStore(StateStore):
             parts.append({"Put": put})
         for signal_id, incident_id in sorted(commit.members.items()):
             item = {**_key(f"member#{signal_id}"), "incident": {"S": incident_id}}
-            parts.append({"Put": {"TableName": self._table, "Item": item}})
+            # Created once: a signal counted anywhere already makes the whole commit a lost race.
+            parts.append(
+                {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+            )
         return parts
 
     def _incident_update(self, incident: Incident, expected: int) -> dict[str, Any]:

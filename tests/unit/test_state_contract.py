@@ -325,6 +325,21 @@ def test_a_stale_incident_writer_loses_and_nothing_of_its_commit_applies(store: 
     assert store.members(["s-ahead", "s-stale"]) == {"s-ahead": "inc-1"}
 
 
+def test_a_signal_counted_in_one_incident_cannot_be_counted_in_another(store: StateStore) -> None:
+    # GIVEN two incidents, and a signal counted in the first
+    assert _create(store, _incident("inc-1"), s1="inc-1")
+    assert _create(store, _incident("inc-2"))
+    other = store.get_incident("inc-2")
+    assert other is not None
+    # WHEN a writer that read no membership counts the same signal in the second
+    other.version = 2
+    applied = store.commit(Commit(incidents=[IncidentWrite(other, 1)], members={"s1": "inc-2", "s2": "inc-2"}))
+    # THEN the whole commit is refused: a signal counts once, in one incident
+    assert applied is False
+    assert store.members(["s1", "s2"]) == {"s1": "inc-1"}
+    assert store.get_incident("inc-2").version == 1  # type: ignore[union-attr]
+
+
 def test_a_stale_links_writer_loses_and_nothing_of_its_commit_applies(store: StateStore) -> None:
     # GIVEN the links of one entity at version 1
     first = EntityLinks("principal|a", 1, {"inc-1": Span(T0, T0)})
