@@ -45,11 +45,11 @@ Choices made here:
   `unhandled_incidents`) are eventually consistent, as every GSI read is: a change committed a moment ago may
   show a moment later. `get_incident` is strongly consistent.
 - `commit` is one TransactWriteItems (at most `Commit.MAX_ITEMS` items): incidents and links conditional on their
-  version (`attribute_not_exists(pk)` for version 0), members created only if absent (a signal counts once). Cancelled by a condition or a
-  conflicting transaction: False; cancelled for any other reason (a throttled part, a validation error): the
-  TransactionCanceledException is raised, and the record is retried by its delivery. botocore fills
-  ClientRequestToken, so its own retry of a transaction that did commit is answered as a success, not as a lost
-  race.
+  version (`attribute_not_exists(pk)` for version 0), members created only if absent (a signal counts once).
+  Cancelled by a condition or a conflicting transaction: False; cancelled for any other reason (a throttled part,
+  a validation error): the TransactionCanceledException is raised, and the record is retried by its delivery.
+  botocore fills ClientRequestToken, so its own retry of a transaction that did commit is answered as a success,
+  not as a lost race.
 - `read_units`/`write_units` add up the `ConsumedCapacity` of every call (`ReturnConsumedCapacity="TOTAL"`).
   DynamoDB reports nothing for a request that fails (a failed condition, a cancelled transaction), so those
   units (one write unit per item attempted) are not in the totals.
