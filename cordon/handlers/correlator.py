@@ -1,0 +1,85 @@
+"""Correlator Lambda: SQS batch of security events > the core > DynamoDB state > `Cordon Incident` on Cordon's bus.
+
+A record that fails (throttled past botocore's retries, a conflict storm) is reported by message id and
+redelivered; the rest of the batch commits. A record that is bad input is rejected and counted, never retried.
+Processing a record twice is harmless (correlators/pipeline.py), so SQS's at-least-once delivery and parallel
+invocations give the incidents of one sorted pass.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cordon import constants
+from cordon.handlers import runtime
+from cordon.handlers.incident_events import publish_changed
+from cordon.replay import load_ruleset
+from correlators.ingest import read_stream
+from correlators.pipeline import Pipeline, Stats
+from correlators.state.dynamodb import DynamoDBStore
+
+logger = Logger(service="cordon-correlator")
+tracer = Tracer(service="cordon-correlator")
+metrics = Metrics(namespace="Cordon", service="correlator")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def pipeline() -> Pipeline:
+    """Built once per container: rules, configuration and the store client."""
+    config = runtime.site_config()
+    store = DynamoDBStore(runtime.client("dynamodb"), runtime.Tables.from_env().state)
+    return Pipeline(config, load_ruleset(config), store)
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> None:
+    core = pipeline()
+    logger.set_correlation_id(record.message_id)
+    for item in read_stream(io.BytesIO(record.body.encode("utf-8", "surrogatepass")), f"sqs:{record.message_id}"):
+        rejection = core.take(item)
+        if rejection is not None:
+            logger.warning("event rejected", extra={"where": rejection.where, "reason": rejection.reason})
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    core = pipeline()
+    core.stats = Stats()
+    core.incidents.changed.clear()
+    created_before = core.incidents.created
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    changed = publish_changed(core.store, core.incidents.changed, runtime.env(constants.EVENT_BUS_ENV))
+    _count(core.stats, created=core.incidents.created - created_before, changed=changed)
+    return dict(response)
+
+
+def _count(stats: Stats, *, created: int, changed: int) -> None:
+    for name, value in (
+        ("Events", stats.accepted),
+        ("Rejected", stats.rejected),
+        ("Duplicates", stats.duplicates),
+        ("Late", stats.late),
+        ("Signals", stats.signals),
+        ("IncidentsCreated", created),
+        ("IncidentsUpdated", max(changed - created, 0)),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def reset() -> None:
+    """A new container (tests)."""
+    pipeline.cache_clear()
+    runtime.reset()

@@ -1,0 +1,84 @@
+"""Playbook runner Lambda: a `Cordon Incident` event > the incident as the store holds it now > playbooks > claims >
+responders > audit.
+
+The event only names the incident: the runner reads the latest version (following a merge to its survivor), so
+an old or repeated event plans the incident as it is. Every action is claimed in the audit table before its AWS
+call, so two runners (EventBridge delivers at least once, and retries) act once. The stack's `EnforcementMode`
+caps what any playbook may do; the kill switch is the SSM parameter; approvals wait in the audit table until
+`cordon approve --state dynamodb://...`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cordon.audit.dynamodb import DynamoDBAuditLog
+from cordon.execute import Executor, SessionFactory
+from cordon.handlers import runtime
+from cordon.playbooks.loader import load_playbooks
+from cordon.replay import incident_json, load_ruleset
+from cordon.respond import IncidentResponse, known_rules, playbook_paths
+from correlators.signals import Incident
+from correlators.state.dynamodb import DynamoDBStore
+from responders.catalog import builtin_responders
+
+logger = Logger(service="cordon-runner")
+tracer = Tracer(service="cordon-runner")
+metrics = Metrics(namespace="Cordon", service="runner")
+
+
+@cache
+def response() -> IncidentResponse:
+    """Built once per container: playbooks, responders, the executor with its sessions and the audit table."""
+    config = runtime.site_config()
+    responders = builtin_responders()
+    playbooks, _ = load_playbooks(playbook_paths(config), responders, known_rules(load_ruleset(config)))
+    tables = runtime.Tables.from_env()
+    audit = DynamoDBAuditLog(runtime.client("dynamodb"), tables.audit)
+    sessions = SessionFactory(runtime.endpoint_url(), config.execution.assume_role_name, base=runtime.session())
+    executor = Executor(config, audit, responders, sessions=sessions, max_mode=runtime.enforcement_ceiling())
+    return IncidentResponse(config, playbooks, responders, executor)
+
+
+@cache
+def store() -> DynamoDBStore:
+    return DynamoDBStore(runtime.client("dynamodb"), runtime.Tables.from_env().state)
+
+
+def current(incident_id: str) -> Incident | None:
+    incident = store().get_incident(incident_id)
+    while incident is not None and incident.merged_into is not None:
+        incident = store().get_incident(incident.merged_into)
+    return incident
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    incident_id = str(event["detail"]["incident_id"])
+    logger.set_correlation_id(incident_id)
+    incident = current(incident_id)
+    if incident is None:
+        logger.error("incident not in the state table", extra={"incident_id": incident_id})
+        raise LookupError(f"incident {incident_id} is not in the state table")
+    actions = response().respond(incident_json(incident))
+    statuses: dict[str, int] = {}
+    for action in actions:
+        statuses[action["status"]] = statuses.get(action["status"], 0) + 1
+    for status, count in statuses.items():
+        metrics.add_metric(name=f"Actions_{status}", unit=MetricUnit.Count, value=count)
+    logger.info("playbooks run", extra={"incident_id": incident.id, "version": incident.version, "actions": statuses})
+    return {"incident_id": incident.id, "version": incident.version, "actions": actions}
+
+
+def reset() -> None:
+    """A new container (tests)."""
+    response.cache_clear()
+    store.cache_clear()
+    runtime.reset()
