@@ -8,6 +8,7 @@ satisfies the rule. Reading both sides, not just the past, is what lets a late e
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -37,6 +38,10 @@ class Firing:
 
 def field_values(signal: Signal, name: str) -> list[str]:
     """Values of a group-by or value_count field: an entity type (`principal`) or any Sigma field path."""
+    return signal.cached_values(name, lambda: _read_values(signal, name))
+
+
+def _read_values(signal: Signal, name: str) -> list[str]:
     kind = _ENTITY_FIELDS.get(name)
     if kind is not None:
         return sorted({e.id for e in signal.event.entities() if e.type is kind})
@@ -68,7 +73,7 @@ class Correlator:
     def partitions(self, signal: Signal) -> list[str]:
         """Correlation partitions a signal must be stored under."""
         return [
-            _partition(rule, group)
+            _partition(rule, group, signal.rule)
             for rule in self._by_base_rule.get(signal.rule, [])
             for group in _groups(rule, signal)
         ]
@@ -79,15 +84,38 @@ class Correlator:
         for rule in self._by_base_rule.get(signal.rule, []):
             span = timedelta(seconds=rule.timespan_seconds)
             for group in _groups(rule, signal):
-                nearby = store.signals(_partition(rule, group), signal.time - span, signal.time + span)
-                window = _satisfying_window(rule, signal, nearby, span)
+                nearby = _nearby(store, rule, group, signal.time - span, signal.time + span)
+                window = _satisfying_window(rule, signal, nearby, span) if nearby else []
                 if window:
                     firings.append(Firing(rule, group, _group_entities(rule, group), tuple(window)))
         return firings
 
 
-def _partition(rule: CorrelationRule, group: tuple[str, ...]) -> str:
-    return f"corr|{rule.key}|{_GROUP_SEPARATOR.join(group)}"
+def _partition(rule: CorrelationRule, group: tuple[str, ...], base: str) -> str:
+    """Temporal correlations keep each referenced rule's signals apart, so a group missing one rule is known
+    from one short read: one principal's ten thousand training reads cost nothing while no model download is
+    near them. Count correlations need every signal of the group anyway."""
+    prefix = f"corr|{rule.key}|{_GROUP_SEPARATOR.join(group)}"
+    return f"{prefix}|{base}" if rule.type in _PER_RULE else prefix
+
+
+_PER_RULE = frozenset({"temporal", "temporal_ordered"})
+
+
+def _nearby(
+    store: StateStore, rule: CorrelationRule, group: tuple[str, ...], start: datetime, end: datetime
+) -> list[Signal]:
+    """The group's signals in [start, end], oldest first; empty when a temporal rule misses one of its rules."""
+    if rule.type not in _PER_RULE:
+        return store.signals(_partition(rule, group, ""), start, end)
+    per_rule = []
+    # The rarest rule is usually the last one (the download after many reads): look at it first.
+    for base in reversed(dict.fromkeys(rule.rules)):
+        found = store.signals(_partition(rule, group, base), start, end)
+        if not found:
+            return []
+        per_rule.append(found)
+    return list(heapq.merge(*per_rule, key=lambda s: s.sort_key))
 
 
 def _field_for(rule: CorrelationRule, field: str, signal: Signal) -> str:
@@ -124,7 +152,7 @@ def _satisfying_window(rule: CorrelationRule, signal: Signal, nearby: list[Signa
     that holds keeps holding when a signal joins it), so a window is taken at its widest: from a signal's time to
     that time + span. One sweep, windows sliding left to right: O(signals in reach) per new signal.
     """
-    ordered = sorted(nearby, key=lambda s: s.sort_key)
+    ordered = nearby  # the store reads oldest first (time, then signal id): the sort key
     values = _condition_values(rule, ordered)
     if not _CONDITIONS[rule.type](rule, ordered, values):
         return []  # not even every nearby signal together satisfies it: no window can (the common case)

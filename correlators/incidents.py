@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 import networkx as nx
 
 from correlators.errors import StateError
-from correlators.model import IDENTITY_TYPES, Entity, EntityType, Severity
+from correlators.model import Entity, Severity
 from correlators.signals import Incident, Signal
 from correlators.state.base import Commit, EntityLinks, IncidentWrite, LinksWrite, Span, StateStore
 
@@ -45,22 +45,16 @@ _LINK_ENTRIES_KEPT = 300  # an entity's link item stays far below the item size 
 def identity_entities(signals: Iterable[Signal]) -> list[Entity]:
     found: dict[str, Entity] = {}
     for signal in signals:
-        for entity in signal.event.entities():
-            # A principal that is an AWS service name ("sagemaker.amazonaws.com") is not an identity of the account.
-            if entity.type in IDENTITY_TYPES and not (entity.type == "principal" and not entity.id.startswith("arn:")):
-                found.setdefault(entity.key, entity)
+        for entity in signal.identities:
+            found.setdefault(entity.key, entity)
     return list(found.values())
 
 
 def linking_entities(signals: Iterable[Signal]) -> list[Entity]:
-    """The nodes that tie these signals to an incident: their identities, or, for a signal that names no
-    identity (an alarm, a finding about a resource), the resources it is about."""
+    """The nodes that tie these signals to an incident (`Signal.linking`)."""
     found: dict[str, Entity] = {}
     for signal in signals:
-        identities = identity_entities([signal])
-        if not identities:
-            identities = [e for e in signal.event.entities() if e.type not in _NEVER_LINKING]
-        for entity in identities:
+        for entity in signal.linking:
             found.setdefault(entity.key, entity)
     return list(found.values())
 
@@ -68,10 +62,6 @@ def linking_entities(signals: Iterable[Signal]) -> list[Entity]:
 def entity_partition(key: str) -> str:
     """The signal partition of one linking entity: what context is pulled from."""
     return f"entity|{key}"
-
-
-# Shared by everyone: never a reason to put two signals in one incident.
-_NEVER_LINKING = frozenset({EntityType.SOURCE_IP, EntityType.ACCOUNT, EntityType.OBJECT, EntityType.BUCKET})
 
 
 def incident_id(rule: str, first: Signal) -> str:
@@ -101,8 +91,8 @@ class Raise:
 def _covered(incident: Incident, signal: Signal) -> bool:
     """Whether the incident already pulled this signal's range for one of its links: then, once its own event
     was processed, it is counted here (the signal's own processing, or a pull, put it in)."""
-    for entity in linking_entities([signal]):
-        covered = incident.covered.get(entity.key)
+    for key in signal.linking_keys:
+        covered = incident.covered.get(key)
         if covered is not None and covered[0] <= signal.time <= covered[1]:
             return True
     return False
@@ -140,7 +130,7 @@ class IncidentGraph:
         signal being processed (the others were processed, or are being, by their own events; None: look every
         signal up). Returns its id."""
         ordered = tuple(sorted(signals, key=lambda s: s.sort_key))
-        links = frozenset(e.key for e in [*linking_entities(ordered), *extra_links])
+        links = frozenset(key for s in ordered for key in s.linking_keys) | {e.key for e in extra_links}
         raised = Raise(rule, title, severity, ordered, links)
         for _ in range(_MAX_ATTEMPTS):
             outcome = self._try_raise(raised, trigger)
@@ -179,7 +169,7 @@ class IncidentGraph:
         survivor.links = sorted(set(survivor.links) | raised.links)
         covered = self._coverage(survivor)
         # Without a trigger every signal is looked up; with one, the others already covered are counted already.
-        candidates = [s for s in raised.signals if trigger is None or s is trigger or not _covered(survivor, s)]
+        candidates = [s for s in raised.signals if trigger is None or s.id == trigger.id or not _covered(survivor, s)]
         fresh = self._not_members([*candidates, *self._pull(survivor.covered, covered)])
         now, later = fresh[:_SIGNALS_PER_COMMIT], fresh[_SIGNALS_PER_COMMIT:]
         for signal in now:
@@ -250,7 +240,7 @@ class IncidentGraph:
         """The incident everything merges into (a copy to change) and its version now (0: to be created)."""
         earliest = min(component.values(), key=lambda i: i.origin, default=None)
         if earliest is not None and earliest.origin <= raised.origin:
-            return earliest.model_copy(deep=True), earliest.version
+            return earliest, earliest.version  # the store handed over its own copy
         new_id = incident_id(raised.rule, raised.signals[0])
         existing = self._store.get_incident(new_id)
         if existing is not None:
@@ -285,10 +275,9 @@ class IncidentGraph:
     # --- context --------------------------------------------------------------------------------------------------
     def attach_context(self, signal: Signal) -> str | None:
         """A signal that raises nothing joins the live incident of its identity whose raising span it is near."""
-        links = linking_entities([signal])
         point = Span(signal.time, signal.time)
         candidates: set[str] = set()
-        for item in self._store.get_links(e.key for e in links).values():
+        for item in self._store.get_links(signal.linking_keys).values():
             candidates |= {i for i, span in item.incidents.items() if _near(span, point, self._window)}
         live = [i for i in (self._store.get_incident(c) for c in sorted(candidates)) if i and i.merged_into is None]
         if not live:

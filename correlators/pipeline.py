@@ -16,7 +16,7 @@ from correlators.config import Config
 from correlators.correlate import Correlator, Firing
 from correlators.detect import Detector
 from correlators.errors import EventRejectedError
-from correlators.incidents import IncidentGraph, entity_partition, linking_entities
+from correlators.incidents import IncidentGraph, entity_partition
 from correlators.ingest import Item, Rejection
 from correlators.model import NormalizedEvent
 from correlators.normalize import normalize
@@ -105,7 +105,7 @@ class Pipeline:
         self.stats.incidents = len(self.incidents.changed)
 
     def _handle(self, signal: Signal) -> None:
-        partitions = [entity_partition(e.key) for e in linking_entities([signal])]
+        partitions = [entity_partition(key) for key in signal.linking_keys]
         partitions += self._correlator.partitions(signal)
         expires = signal.time + self._correlator.timespan_for(signal.rule) + self._context_retention
         if self.store.put_signal(signal, partitions, expires):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import cached_property
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
-from correlators.model import IDENTITY_TYPES, Entity, NormalizedEvent, Severity
+from correlators.model import IDENTITY_TYPES, Entity, EntityType, NormalizedEvent, Severity
+
+# Shared by everyone: never a reason to put two signals in one incident.
+NEVER_LINKING = frozenset({EntityType.SOURCE_IP, EntityType.ACCOUNT, EntityType.OBJECT, EntityType.BUCKET})
 
 
 class Signal(BaseModel):
@@ -35,6 +38,37 @@ class Signal(BaseModel):
     @cached_property
     def sort_key(self) -> tuple[datetime, str]:
         return (self.event.time, self.id)
+
+    # Field values correlation asked for (group-by, value_count): read once per signal, not once per evaluation.
+    _field_values: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+
+    def cached_values(self, name: str, read: Callable[[], list[str]]) -> list[str]:
+        found = self._field_values.get(name)
+        if found is None:
+            found = self._field_values[name] = read()
+        return found
+
+    @cached_property
+    def identities(self) -> tuple[Entity, ...]:
+        """The entities that say who acted (a principal that is an AWS service name is not an identity)."""
+        return tuple(
+            e
+            for e in self.event.entities()
+            if e.type in IDENTITY_TYPES and not (e.type == "principal" and not e.id.startswith("arn:"))
+        )
+
+    @cached_property
+    def linking(self) -> tuple[Entity, ...]:
+        """The nodes that tie this signal to an incident: its identities, or, when it names none (an alarm, a
+        finding about a resource), the resources it is about. Assets and IPs are never linking nodes: a bucket
+        every analyst reads, or a shared NAT address, would glue strangers into the attacker's incident."""
+        if self.identities:
+            return self.identities
+        return tuple(e for e in self.event.entities() if e.type not in NEVER_LINKING)
+
+    @cached_property
+    def linking_keys(self) -> tuple[str, ...]:
+        return tuple(e.key for e in self.linking)
 
 
 class SignalRef(BaseModel):
