@@ -97,3 +97,65 @@ def test_eight_threads_sharing_one_store_give_the_incidents_of_the_sorted_pass(
     # THEN nothing failed and the incidents are exactly those of one sorted pass
     assert errors == []
     assert _incidents(store) == BASELINE
+
+
+class _Crash(Exception):
+    """The process died here."""
+
+
+class _DyingStore(MemoryStore):
+    """A store whose process dies just before its n-th write: everything before stays, nothing after."""
+
+    def __init__(self, writes_before_death: int) -> None:
+        super().__init__()
+        self.left = writes_before_death
+
+    def _write(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _Crash
+
+    def put_signal(self, *args: Any, **kwargs: Any) -> bool:
+        self._write()
+        return super().put_signal(*args, **kwargs)
+
+    def commit(self, *args: Any, **kwargs: Any) -> bool:
+        self._write()
+        return super().commit(*args, **kwargs)
+
+    def mark_seen(self, *args: Any, **kwargs: Any) -> None:
+        self._write()
+        super().mark_seen(*args, **kwargs)
+
+
+def _writes_of_one_run() -> int:
+    counter = _DyingStore(10**9)
+    pipeline = Pipeline(CONFIG, RULES, counter)
+    for event in EVENTS:
+        pipeline.submit(event)
+    return 10**9 - counter.left
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95])
+@pytest.mark.parametrize("offset", [0, 1, 2])
+def test_a_run_that_dies_at_any_write_and_is_rerun_gives_the_incidents_of_one_clean_run(
+    fraction: float, offset: int
+) -> None:
+    # GIVEN a run that dies just before one of its writes (a signal, an incident commit, or marking an event seen)
+    store = _DyingStore(int(_WRITES * fraction) + offset)
+    with pytest.raises(_Crash):
+        dying = Pipeline(CONFIG, RULES, store)
+        for event in EVENTS:
+            dying.submit(event)
+    # WHEN a new process runs the whole stream again on what the store kept
+    store.left = 10**9
+    rerun = Pipeline(CONFIG, RULES, store)
+    for event in EVENTS:
+        rerun.submit(event)
+    # THEN the incidents are exactly those of one clean run (none lost, no signal counted twice), and the store
+    # lists every one of them as not handled yet, so the rerun's shell runs their playbooks
+    assert _incidents(store) == BASELINE
+    assert {i.id for i in store.unhandled_incidents()} == {i["id"] for i in BASELINE}
+
+
+_WRITES = _writes_of_one_run()
