@@ -8,6 +8,7 @@ satisfies the rule. Reading both sides, not just the past, is what lets a late e
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 from collections import Counter
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from correlators import streak
 from correlators.errors import RuleError
 from correlators.model import Entity, EntityType
 from correlators.sigma.fields import FieldView
@@ -34,6 +36,8 @@ class Firing:
     group: tuple[str, ...]
     group_entities: tuple[Entity, ...]
     signals: tuple[Signal, ...]
+    # The group's signals from..to this instant are members once this firing is raised (streak.py).
+    raised_span: tuple[datetime, datetime]
 
 
 def field_values(signal: Signal, name: str) -> list[str]:
@@ -84,11 +88,41 @@ class Correlator:
         for rule in self._by_base_rule.get(signal.rule, []):
             span = timedelta(seconds=rule.timespan_seconds)
             for group in _groups(rule, signal):
+                entities = _group_entities(rule, group)
+                partitions = {base: _partition(rule, group, base) for base in dict.fromkeys(rule.rules)}
+                if rule.type not in _PER_RULE:
+                    partitions = {"": _partition(rule, group, "")}
+                values = functools.partial(_values_of, rule)
+                decision = streak.decide(store, rule, _group_key(group), partitions, signal, span, values)
+                if decision is not None:
+                    previous = decision.previous
+                    if decision.holds and previous is not None:  # the rest of its window is raised already
+                        firings.append(Firing(rule, group, entities, (previous, signal), (previous.time, signal.time)))
+                    continue
                 nearby = _nearby(store, rule, group, signal.time - span, signal.time + span)
                 window = _satisfying_window(rule, signal, nearby, span) if nearby else []
                 if window:
-                    firings.append(Firing(rule, group, _group_entities(rule, group), tuple(window)))
+                    first = window[0]
+                    # A signal at the same instant as the first member but sorted before it is not a member.
+                    tied = any(s.time == first.time and s.sort_key < first.sort_key for s in nearby)
+                    raised = (first.time + streak.TICK if tied else first.time, window[-1].time)
+                    firings.append(Firing(rule, group, entities, tuple(window), raised))
         return firings
+
+    def raised(self, firing: Firing, store: StateStore) -> None:
+        """The firing's incident committed: its group's signals in `raised_span` are members from now on."""
+        first, last = firing.raised_span
+        streak.extend(store, firing.rule, _group_key(firing.group), first, last)
+
+
+def _group_key(group: tuple[str, ...]) -> str:
+    return _GROUP_SEPARATOR.join(group)
+
+
+def _values_of(rule: CorrelationRule, signal: Signal) -> list[str]:
+    if rule.condition_field is None:
+        return []
+    return field_values(signal, _field_for(rule, rule.condition_field, signal))
 
 
 def _partition(rule: CorrelationRule, group: tuple[str, ...], base: str) -> str:

@@ -282,15 +282,15 @@ class IncidentGraph:
         live = [i for i in (self._store.get_incident(c) for c in sorted(candidates)) if i and i.merged_into is None]
         if not live:
             return None
-        target = min(live, key=lambda i: i.origin).id
-        return self._attach(target, [signal], pull=False)
+        target = min(live, key=lambda i: i.origin)
+        return self._attach(target.id, [signal], pull=False, loaded=target)
 
-    def _attach(self, target: str, signals: Sequence[Signal], *, pull: bool) -> str:
+    def _attach(self, target: str, signals: Sequence[Signal], *, pull: bool, loaded: Incident | None = None) -> str:
         """Count these signals (those not counted yet) in `target`, following merges; with `pull`, also the
         context its links newly cover. Commits in chunks, re-read and retried on conflicts."""
         pending = list(signals)
         for _ in range(_MAX_ATTEMPTS):
-            incident = self._live(target)
+            incident, loaded = loaded or self._live(target), None
             target = incident.id
             covered = self._coverage(incident) if pull else incident.covered
             if pull:

@@ -127,6 +127,7 @@ class Pipeline:
         self.incidents.raise_incident(
             rule.key, rule.title, severity, list(firing.signals), firing.group_entities, trigger=trigger
         )
+        self._correlator.raised(firing, self.store)
 
     def _housekeeping(self) -> None:
         """Bound the state: expire what no window can reach any more, then cap it, stalest first. A store that

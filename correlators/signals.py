@@ -155,6 +155,20 @@ class Incident(BaseModel):
     def rules(self) -> list[str]:
         return sorted(self.raised_by)
 
+    def working_copy(self) -> Incident:
+        """A copy whose changes do not reach this one: its containers are new, their items (frozen models and
+        immutable values) are shared. Much cheaper than a deep copy or a JSON round trip."""
+        return self.model_copy(
+            update={
+                "raised_by": dict(self.raised_by),
+                "entities": list(self.entities),
+                "signals": list(self.signals),
+                "rule_counts": dict(self.rule_counts),
+                "links": list(self.links),
+                "covered": dict(self.covered),
+            }
+        )
+
     def add_signal(self, signal: Signal) -> None:
         """Count one signal (the caller made sure it is not counted yet) and keep its reference if it is among
         the earliest or the latest: O(cap), whatever the incident's size."""
@@ -173,19 +187,18 @@ class Incident(BaseModel):
             del self.signals[cap]
 
     def _add_entities(self, entities: Iterable[Entity]) -> None:
-        known = {e.key for e in self.entities}
-        for entity in entities:
-            if entity.key in known:
-                continue
-            known.add(entity.key)
-            self.entities.append(entity)
+        known = set(self.entities)  # entities are frozen: equal type and id, equal hash
+        new = [e for e in dict.fromkeys(entities) if e not in known]
+        if not new:
+            return
+        self.entities.extend(new)
         self.entities.sort(key=_entity_order)
         # Every identity is kept (they are few and they are what playbooks act on); assets and IPs past the cap are
         # dropped, the same ones whatever the arrival order.
         descriptive = [e for e in self.entities if e.type not in IDENTITY_TYPES]
         if len(descriptive) > DESCRIPTIVE_ENTITIES_KEPT:
-            dropped = {e.key for e in descriptive[DESCRIPTIVE_ENTITIES_KEPT:]}
-            self.entities = [e for e in self.entities if e.key not in dropped]
+            dropped = set(descriptive[DESCRIPTIVE_ENTITIES_KEPT:])
+            self.entities = [e for e in self.entities if e not in dropped]
 
     def raise_by(self, rule: str, severity: Severity, title: str) -> None:
         hit = self.raised_by.get(rule)
@@ -216,8 +229,8 @@ class Incident(BaseModel):
         self.covered = {}  # the union of two coverages need not be one range: pull everything once more
 
 
-def _entity_order(entity: Entity) -> tuple[int, str]:
-    return (0 if entity.type in IDENTITY_TYPES else 1, entity.key)
+def _entity_order(entity: Entity) -> tuple[int, str, str]:
+    return (0 if entity.type in IDENTITY_TYPES else 1, entity.type.value, entity.id)
 
 
 def _reverse(name: str) -> tuple[int, ...]:

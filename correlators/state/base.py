@@ -87,8 +87,11 @@ class StateStore(ABC):
         it was already stored (writing it again changes nothing)."""
 
     @abstractmethod
-    def signals(self, partition: str, start: datetime, end: datetime) -> list[Signal]:
-        """Signals of one partition with start <= time <= end, oldest first (strongly consistent)."""
+    def signals(
+        self, partition: str, start: datetime, end: datetime, *, newest_first: bool = False, limit: int | None = None
+    ) -> list[Signal]:
+        """Signals of one partition with start <= time <= end, oldest first (by time, then signal id), or newest
+        first; at most `limit` of them (strongly consistent)."""
 
     @abstractmethod
     def signal_count(self) -> int: ...

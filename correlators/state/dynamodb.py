@@ -61,6 +61,7 @@ ConditionCheckItem (a transaction's condition parts), on the table and its index
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 import time as clock
@@ -374,18 +375,24 @@ class DynamoDBStore(StateStore):
         )
         return True
 
-    def signals(self, partition: str, start: datetime, end: datetime) -> list[Signal]:
-        if end < start:
+    def signals(
+        self, partition: str, start: datetime, end: datetime, *, newest_first: bool = False, limit: int | None = None
+    ) -> list[Signal]:
+        if end < start or limit == 0:
             return []
-        items = self._query(
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-            ExpressionAttributeValues={
+        request: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
                 ":pk": {"S": bounded_key(f"sig#{partition}", _PK_BYTES)},
                 ":low": {"S": time_key(start)},
                 ":high": {"S": time_key(end) + "$"},
             },
-            ConsistentRead=True,
-        )
+            "ConsistentRead": True,
+            "ScanIndexForward": not newest_first,
+        }
+        if limit is not None:
+            request["Limit"] = limit  # a page of that many; no further page is read
+        items = itertools.islice(self._query(**request), limit)
         return [Signal.model_validate_json(_unpack(item["body"]["B"])) for item in items]
 
     def signal_count(self) -> int:

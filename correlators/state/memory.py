@@ -1,7 +1,8 @@
 """In-memory state: for tests and one-shot replays that need nothing kept. Thread-safe: one lock around each call.
 
-Incidents are stored as JSON and parsed on read, so a caller never holds the store's own object: what it
-changes reaches the store only through `commit`, as with every other store.
+Incidents are stored as working copies and handed out as working copies (`Incident.working_copy`), so a caller
+never holds the store's own object: what it changes reaches the store only through `commit`, as with every other
+store.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class MemoryStore(StateStore):
         self._partitions: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
         self._expiry: list[tuple[datetime, str]] = []  # heap; entries of evicted signals are skipped lazily
         self._seen: dict[str, datetime] = {}
-        self._incidents: dict[str, str] = {}  # id -> JSON
+        self._incidents: dict[str, Incident] = {}
         self._versions: dict[str, int] = {}
         self._handled: dict[str, int] = {}
         self._links: dict[str, EntityLinks] = {}
@@ -45,12 +46,17 @@ class MemoryStore(StateStore):
                 bisect.insort(self._partitions[partition], (signal.time, signal.id))
             return True
 
-    def signals(self, partition: str, start: datetime, end: datetime) -> list[Signal]:
+    def signals(
+        self, partition: str, start: datetime, end: datetime, *, newest_first: bool = False, limit: int | None = None
+    ) -> list[Signal]:
         with self._lock:
             rows = self._partitions.get(partition, [])
             low = bisect.bisect_left(rows, (start, ""))
             high = bisect.bisect_right(rows, (end, "\U0010ffff"), lo=low)
-            return [self._signals[signal_id] for _, signal_id in rows[low:high]]
+            if limit is not None:
+                low, high = (max(low, high - limit), high) if newest_first else (low, min(high, low + limit))
+            found = [self._signals[signal_id] for _, signal_id in rows[low:high]]
+        return found[::-1] if newest_first else found
 
     def signal_count(self) -> int:
         return len(self._signals)
@@ -98,8 +104,8 @@ class MemoryStore(StateStore):
 
     def get_incident(self, incident_id: str) -> Incident | None:
         with self._lock:
-            body = self._incidents.get(incident_id)
-        return Incident.model_validate_json(body) if body else None
+            found = self._incidents.get(incident_id)
+            return found.working_copy() if found else None
 
     def get_links(self, entities: Iterable[str]) -> dict[str, EntityLinks]:
         with self._lock:
@@ -119,7 +125,7 @@ class MemoryStore(StateStore):
             if not check_commit(commit, self._versions, links, self._members):
                 return False
             for write in commit.incidents:
-                self._incidents[write.incident.id] = write.incident.model_dump_json()
+                self._incidents[write.incident.id] = write.incident.working_copy()
                 self._versions[write.incident.id] = write.incident.version
             for links_write in commit.links:
                 item = links_write.links
@@ -129,9 +135,8 @@ class MemoryStore(StateStore):
 
     def _live(self) -> list[Incident]:
         with self._lock:
-            bodies = list(self._incidents.values())
-        found = [Incident.model_validate_json(body) for body in bodies]
-        return sorted((i for i in found if i.merged_into is None), key=lambda i: (i.first_seen, i.id))
+            found = [i.working_copy() for i in self._incidents.values() if i.merged_into is None]
+        return sorted(found, key=lambda i: (i.first_seen, i.id))
 
     def incidents(self, *, since: datetime | None = None) -> list[Incident]:
         return [i for i in self._live() if since is None or i.last_seen >= since]

@@ -104,13 +104,16 @@ class SqliteStore(StateStore):
         self._remember(signal)
         return True
 
-    def signals(self, partition: str, start: datetime, end: datetime) -> list[Signal]:
+    def signals(
+        self, partition: str, start: datetime, end: datetime, *, newest_first: bool = False, limit: int | None = None
+    ) -> list[Signal]:
+        order = "time DESC, signal_id DESC" if newest_first else "time, signal_id"
         ids = [
             str(signal_id)
             for (signal_id,) in self._read(
-                "SELECT signal_id FROM signal_partitions WHERE partition = ? AND time BETWEEN ? AND ?"
-                " ORDER BY time, signal_id",
-                (partition, _ts(start), _ts(end)),
+                "SELECT signal_id FROM signal_partitions WHERE partition = ? AND time BETWEEN ? AND ?"  # noqa: S608
+                f" ORDER BY {order} LIMIT ?",
+                (partition, _ts(start), _ts(end), -1 if limit is None else limit),
             )
         ]
         with self._lock:
