@@ -174,6 +174,18 @@ def test_signals_are_read_back_by_partition_and_time_range(store: StateStore) ->
     assert store.signals("entity|none", T0, FAR) == []
 
 
+def test_a_window_reads_newest_first_and_stops_at_a_limit(store: StateStore) -> None:
+    # GIVEN five signals in a partition, two of them at one instant (ordered by signal id there)
+    for minute, event_id in ((0, "a"), (1, "b"), (2, "c"), (2, "d"), (3, "e")):
+        store.put_signal(_signal(minute, event_id), ["p"], FAR)
+    end = T0 + timedelta(minutes=2)
+    # THEN a bounded read gives the oldest or the newest few inside the bounds, in the order asked for
+    assert _ids(store.signals("p", T0, end, limit=2)) == ["a", "b"]
+    assert _ids(store.signals("p", T0, end, newest_first=True, limit=2)) == ["d", "c"]
+    assert _ids(store.signals("p", T0, FAR, newest_first=True)) == ["e", "d", "c", "b", "a"]
+    assert store.signals("p", T0, FAR, newest_first=True, limit=0) == []
+
+
 def test_window_bounds_are_inclusive_to_the_microsecond(store: StateStore) -> None:
     tick = timedelta(microseconds=1)
     start, end = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
