@@ -107,7 +107,7 @@ class SignalRef(BaseModel):
 # Past these caps an incident keeps counts, not every reference: its item stays far below DynamoDB's 400 KB
 # (and below 64 KB) however many signals join it.
 SIGNALS_KEPT_AT_EACH_END = 50
-DESCRIPTIVE_ENTITIES_KEPT = 100
+DESCRIPTIVE_CAP = 100
 
 
 class RuleHit(BaseModel):
@@ -187,18 +187,19 @@ class Incident(BaseModel):
             del self.signals[cap]
 
     def _add_entities(self, entities: Iterable[Entity]) -> None:
+        # Kept sorted, identities first: every identity is kept (they are few and they are what playbooks act
+        # on); assets and IPs past the cap are dropped from the end, the same ones whatever the arrival order.
         known = set(self.entities)  # entities are frozen: equal type and id, equal hash
-        new = [e for e in dict.fromkeys(entities) if e not in known]
-        if not new:
-            return
-        self.entities.extend(new)
-        self.entities.sort(key=_entity_order)
-        # Every identity is kept (they are few and they are what playbooks act on); assets and IPs past the cap are
-        # dropped, the same ones whatever the arrival order.
-        descriptive = [e for e in self.entities if e.type not in IDENTITY_TYPES]
-        if len(descriptive) > DESCRIPTIVE_ENTITIES_KEPT:
-            dropped = set(descriptive[DESCRIPTIVE_ENTITIES_KEPT:])
-            self.entities = [e for e in self.entities if e not in dropped]
+        for entity in dict.fromkeys(entities):
+            if entity in known:
+                continue
+            known.add(entity)
+            bisect.insort(self.entities, entity, key=_entity_order)
+            if entity.type not in IDENTITY_TYPES and len(self.entities) > self._identity_count() + DESCRIPTIVE_CAP:
+                self.entities.pop()
+
+    def _identity_count(self) -> int:
+        return sum(1 for e in self.entities if e.type in IDENTITY_TYPES)
 
     def raise_by(self, rule: str, severity: Severity, title: str) -> None:
         hit = self.raised_by.get(rule)

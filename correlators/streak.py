@@ -105,7 +105,7 @@ def _window_holds(
         return len(store.signals(partition, start, end, newest_first=True, limit=max(need, 1))) >= need
     if rule.type == "value_count":
         (partition,) = partitions.values()
-        page = 64
+        page = max(need, 1)
         while True:  # the newest first, in growing pages, until enough distinct values or none left
             found = store.signals(partition, start, end, newest_first=True, limit=page)
             if len({v for s in found for v in values(s)}) >= need:
