@@ -55,6 +55,8 @@ class SqliteStore(StateStore):
         # Parsed signals by id. Signals are immutable (an id always names the same content), so a cached signal
         # is what the row holds, whoever wrote it; it saves re-parsing JSON on every window read.
         self._cache: OrderedDict[str, Signal] = OrderedDict()
+        # Parsed incidents by id, checked against the row's version on every read (another process may write).
+        self._incidents: dict[str, Incident] = {}
         self._lock = threading.RLock()
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -170,8 +172,18 @@ class SqliteStore(StateStore):
             return db.execute("DELETE FROM events_seen WHERE time < ?", (_ts(before),)).rowcount
 
     def get_incident(self, incident_id: str) -> Incident | None:
+        rows = self._read("SELECT version FROM incidents WHERE id = ?", (incident_id,))
+        if not rows:
+            return None
+        with self._lock:
+            cached = self._incidents.get(incident_id)
+            if cached is not None and cached.version == rows[0][0]:
+                return cached.working_copy()  # what the row holds: a version is written once
         rows = self._read("SELECT body FROM incidents WHERE id = ?", (incident_id,))
-        return Incident.model_validate_json(str(rows[0][0])) if rows else None
+        incident = Incident.model_validate_json(str(rows[0][0]))
+        with self._lock:
+            self._incidents[incident.id] = incident.working_copy()
+        return incident
 
     def get_links(self, entities: Iterable[str]) -> dict[str, EntityLinks]:
         found = {key: EntityLinks(key) for key in entities}
@@ -230,6 +242,8 @@ class SqliteStore(StateStore):
                 [(w.links.entity, w.links.version, _spans_json(w.links)) for w in commit.links],
             )
             db.executemany("INSERT INTO members (signal_id, incident_id) VALUES (?, ?)", list(commit.members.items()))
+            for write in commit.incidents:
+                self._incidents[write.incident.id] = write.incident.working_copy()
         return True
 
     def incidents(self, *, since: datetime | None = None) -> list[Incident]:
