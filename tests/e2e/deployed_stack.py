@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
+import multiprocessing
 import re
 import socket
 import threading
@@ -31,7 +33,7 @@ from typing import Any
 
 import boto3
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import make_server
 
 from cordon import constants
 from correlators.ingest import RawRecord, Rejection, read_inputs
@@ -44,41 +46,46 @@ INTAKE_TARGET_ID = "cordon-event-queue"  # the template's target id on every int
 
 # --- the server --------------------------------------------------------------------------------------------------
 class SerialMotoServer:
-    """moto's server app on a free loopback port, serving ONE request at a time (werkzeug without threads, so
-    HTTP/1.0 and a closed connection per request: no client can hold the server).
+    """moto's server app on a free loopback port, in a process of its own, serving ONE request at a time
+    (werkzeug without threads, so HTTP/1.0 and a closed connection per request: no client can hold the server).
 
-    Why not moto's ThreadedMotoServer: moto 5.2's TransactWriteItems is not atomic under concurrent requests
-    (a colleague measured one lost update in 4 runs of 8 threads), and its backends are not thread-safe (the
-    in-process mock crashes under threads). DynamoDB runs each request atomically; serializing requests here gives
-    the test that, while the handler threads still interleave their requests freely."""
+    Why serial: moto 5.2's TransactWriteItems is not atomic under concurrent requests on its threaded server (a
+    colleague measured one lost update in 4 runs of 8 threads), and its backends are not thread-safe (the
+    in-process mock crashes under threads). DynamoDB runs each request atomically; serializing requests here
+    gives the test that, while the handler threads still interleave their requests freely. Why a process: moto's
+    backends are process-global (a server in the test process would share them with every other test), and the
+    server's work runs beside the handlers' instead of under the same GIL."""
 
     def __init__(self) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
-        app = DomainDispatcherApplication(create_backend_app)
-        self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", self.port, app, threaded=False, request_handler=MotoRequestHandler
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
+        self._process = multiprocessing.get_context("spawn").Process(target=_serve, args=(self.port,), daemon=True)
 
     def start(self) -> SerialMotoServer:
-        self._thread.start()
-        self.reset()
-        return self
-
-    def reset(self) -> None:
-        """Forget every resource: moto's backends live in this process, shared by every server started in it."""
-        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200
+        self._process.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1):
+                    return self
+            except OSError:
+                if not self._process.is_alive():
+                    raise RuntimeError("the moto server process exited") from None
+                time.sleep(0.05)
+        raise RuntimeError(f"the moto server did not answer on {self.url}")
 
     def stop(self) -> None:
-        self.reset()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._process.terminate()
+        self._process.join(timeout=10)
+
+
+def _serve(port: int) -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", port, app, threaded=False, request_handler=MotoRequestHandler)
+    server.serve_forever()
 
 
 # --- template.yaml, resolved as CloudFormation would ------------------------------------------------------------
