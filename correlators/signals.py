@@ -40,9 +40,11 @@ class Signal(BaseModel):
         return (self.event.time, self.id)
 
     # Field values correlation asked for (group-by, value_count): read once per signal, not once per evaluation.
-    _field_values: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+    _field_values: dict[str, list[str]] | None = PrivateAttr(default=None)
 
     def cached_values(self, name: str, read: Callable[[], list[str]]) -> list[str]:
+        if self._field_values is None:
+            self._field_values = {}  # created on first use: a default factory costs every signal built
         found = self._field_values.get(name)
         if found is None:
             found = self._field_values[name] = read()

@@ -64,6 +64,7 @@ class MemoryStore(StateStore):
     def _drop(self, signal_ids: list[str]) -> int:
         for signal_id in signal_ids:
             signal = self._signals.pop(signal_id)
+            self._members.pop(signal_id, None)  # beyond every window: nothing can count it again
             for partition in self._partitions_of.pop(signal_id):
                 rows = self._partitions[partition]
                 del rows[bisect.bisect_left(rows, (signal.time, signal_id))]

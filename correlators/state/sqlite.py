@@ -147,6 +147,8 @@ class SqliteStore(StateStore):
             db.execute("DELETE FROM doomed")
             db.execute(f"INSERT INTO doomed SELECT id FROM signals {condition}", params)  # noqa: S608
             db.execute("DELETE FROM signal_partitions WHERE signal_id IN (SELECT id FROM doomed)")
+            # Beyond every window: nothing can count it again, so its membership goes with it.
+            db.execute("DELETE FROM members WHERE signal_id IN (SELECT id FROM doomed)")
             for (signal_id,) in db.execute("SELECT id FROM doomed").fetchall():
                 self._cache.pop(signal_id, None)
             return db.execute("DELETE FROM signals WHERE id IN (SELECT id FROM doomed)").rowcount
