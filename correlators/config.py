@@ -30,7 +30,7 @@ class GuardsConfig(_Strict):
     protected_principals: list[str] = Field(default_factory=list)
     # Cordon's own roles: the responder must never lock itself out.
     cordon_roles: list[str] = Field(
-        default_factory=lambda: ["arn:aws:iam::*:role/cordon-*", "arn:aws:iam::*:role/Cordon*"]
+        default_factory=lambda: ["arn:aws*:iam::*:role/cordon-*", "arn:aws*:iam::*:role/Cordon*"]  # every partition
     )
     max_actions_per_incident: int = Field(default=10, ge=0)
     max_actions_per_hour: int = Field(default=30, ge=0)

@@ -169,6 +169,9 @@ def test_cordons_own_roles_and_service_linked_roles_are_never_touched() -> None:
     assert "Cordon's own roles" in protected_reason("arn:aws:iam::1:role/cordon-responder", guards)
     assert "service-linked" in protected_reason("arn:aws:iam::1:role/aws-service-role/x.amazonaws.com/R", guards)
     assert protected_reason("arn:aws:iam::1:role/ml-training-role", guards) is None
+    # in every partition: a stack in China or GovCloud must not lock itself out either
+    for partition in ("aws-cn", "aws-us-gov"):
+        assert "Cordon's own roles" in protected_reason(f"arn:{partition}:iam::1:role/CordonRunnerRole", guards)
 
 
 def test_an_exhausted_budget_skips_the_remaining_actions_with_the_reason(aws, tmp_path) -> None:
