@@ -42,10 +42,6 @@ class Firing:
 
 def field_values(signal: Signal, name: str) -> list[str]:
     """Values of a group-by or value_count field: an entity type (`principal`) or any Sigma field path."""
-    return signal.cached_values(name, lambda: _read_values(signal, name))
-
-
-def _read_values(signal: Signal, name: str) -> list[str]:
     kind = _ENTITY_FIELDS.get(name)
     if kind is not None:
         return sorted({e.id for e in signal.event.entities() if e.type is kind})

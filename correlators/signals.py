@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cached_property
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field
 
 from correlators.model import IDENTITY_TYPES, Entity, EntityType, NormalizedEvent, Severity
 
@@ -38,17 +38,6 @@ class Signal(BaseModel):
     @cached_property
     def sort_key(self) -> tuple[datetime, str]:
         return (self.event.time, self.id)
-
-    # Field values correlation asked for (group-by, value_count): read once per signal, not once per evaluation.
-    _field_values: dict[str, list[str]] | None = PrivateAttr(default=None)
-
-    def cached_values(self, name: str, read: Callable[[], list[str]]) -> list[str]:
-        if self._field_values is None:
-            self._field_values = {}  # created on first use: a default factory costs every signal built
-        found = self._field_values.get(name)
-        if found is None:
-            found = self._field_values[name] = read()
-        return found
 
     @cached_property
     def identities(self) -> tuple[Entity, ...]:
