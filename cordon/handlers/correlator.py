@@ -22,7 +22,7 @@ from cordon import constants
 from cordon.handlers import runtime
 from cordon.handlers.incident_events import publish_changed
 from cordon.replay import load_ruleset
-from correlators.ingest import read_stream
+from correlators.ingest import RawRecord, read_stream
 from correlators.pipeline import Pipeline, Stats
 from correlators.state.dynamodb import DynamoDBStore
 
@@ -45,6 +45,10 @@ def record_handler(record: SQSRecord) -> None:
     core = pipeline()
     logger.set_correlation_id(record.message_id)
     for item in read_stream(io.BytesIO(record.body.encode("utf-8", "surrogatepass")), f"sqs:{record.message_id}"):
+        if isinstance(item, RawRecord):
+            # The EventBridge event id follows the event through the logs of every stage; the message id if none.
+            event_id = item.payload.get("id")
+            logger.set_correlation_id(event_id if isinstance(event_id, str) else record.message_id)
         rejection = core.take(item)
         if rejection is not None:
             logger.warning("event rejected", extra={"where": rejection.where, "reason": rejection.reason})

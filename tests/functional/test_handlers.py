@@ -1,0 +1,134 @@
+"""The Lambda handlers on their own, against moto in-process: what a batch of good, broken and failing records does,
+and what reaches Cordon's bus. (tests/e2e/test_deployed_path.py runs the whole deployed path.)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from cordon import constants
+from cordon.handlers import correlator, runner
+from correlators.ingest import RawRecord, read_inputs
+from tests.e2e.deployed_stack import FakeLambdaContext
+from tests.unit.test_state_contract import state_table_properties
+
+REPO = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+BUS = "cordon-bus"
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        constants.STATE_TABLE_ENV: "state",
+        constants.AUDIT_TABLE_ENV: "audit",
+        constants.EVENT_BUS_ENV: BUS,
+        constants.CONFIG_PARAMETER_ENV: "/cordon/test/config",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(constants.ENDPOINT_URL_ENV, raising=False)
+    with mock_aws():
+        table = state_table_properties()
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        for name in ("state", "audit"):
+            dynamodb.create_table(
+                TableName=name,
+                BillingMode=table["BillingMode"],
+                AttributeDefinitions=table["AttributeDefinitions"],
+                KeySchema=table["KeySchema"],
+                GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
+            )
+        ssm = boto3.client("ssm", region_name=REGION)
+        ssm.put_parameter(Name="/cordon/test/config", Type="String", Value=(REPO / "examples/cordon.yaml").read_text())
+        events = boto3.client("events", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        events.create_event_bus(Name=BUS)
+        inbox = sqs.create_queue(QueueName="incidents")["QueueUrl"]
+        inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        pattern = {"source": [constants.INCIDENT_EVENT_SOURCE], "detail-type": [constants.INCIDENT_DETAIL_TYPE]}
+        events.put_rule(Name="incidents", EventBusName=BUS, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule="incidents", EventBusName=BUS, Targets=[{"Id": "inbox", "Arn": inbox_arn}])
+        correlator.reset()
+        runner.reset()
+        yield {"sqs": sqs, "inbox": inbox}
+        correlator.reset()
+        runner.reset()
+
+
+def _scenario_bodies() -> list[str]:
+    """The demo's second file: GuardDuty and CloudTrail events as EventBridge delivers them."""
+    items = read_inputs([str(REPO / "examples/scenarios/02_eventbridge_0940-1020.jsonl")])
+    return [json.dumps(item.payload) for item in items if isinstance(item, RawRecord)]
+
+
+def _batch(bodies: list[str]) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{n}",
+                "receiptHandle": f"r-{n}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:events",
+                "awsRegion": REGION,
+            }
+            for n, body in enumerate(bodies)
+        ]
+    }
+
+
+def _incident_events(stack: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = stack["sqs"].receive_message(QueueUrl=stack["inbox"], MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_broken_input_is_rejected_not_retried_and_a_failing_record_is_reported_alone(
+    stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a batch of the demo's events (one of them an EC2 state change, which Cordon does not take), a record that
+    # is not JSON, a lone surrogate, and one whose processing fails
+    bodies = [*_scenario_bodies(), '{"detail-type": "GuardDuty Finding", "detail": ', '"\\ud800"', "FAIL"]
+    read_stream = correlator.read_stream
+
+    def failing(stream: Any, name: str) -> Any:
+        if stream.getvalue() == b"FAIL":
+            raise RuntimeError("throttled past every retry")
+        return read_stream(stream, name)
+
+    monkeypatch.setattr(correlator, "read_stream", failing)
+    # WHEN the correlator takes the batch
+    response = correlator.handler(_batch(bodies), FakeLambdaContext("correlator"))
+    # THEN only the failing record is handed back for redelivery; bad input is rejected and counted, not retried
+    assert response == {"batchItemFailures": [{"itemIdentifier": f"m-{len(bodies) - 1}"}]}
+    stats = correlator.pipeline().stats
+    assert stats.rejected == 3 and stats.accepted == len(bodies) - 4
+    # AND the incident the good events raised is announced on Cordon's bus, once
+    announced = _incident_events(stack)
+    assert [e["detail-type"] for e in announced] == [constants.INCIDENT_DETAIL_TYPE]
+    detail = announced[0]["detail"]
+    assert detail["severity"] == "critical" and "ml_credential_finding_then_ml_access" in detail["rules"]
+    # WHEN the same batch is delivered again (at least once)
+    monkeypatch.setattr(correlator, "read_stream", read_stream)
+    again = correlator.handler(_batch(bodies[:-1]), FakeLambdaContext("correlator"))
+    # THEN nothing changes, so nothing is announced again
+    assert again == {"batchItemFailures": []}
+    assert correlator.pipeline().stats.duplicates == len(bodies) - 4
+    assert _incident_events(stack) == []
+
+
+def test_the_runner_refuses_an_incident_the_store_does_not_hold(stack: dict[str, Any]) -> None:
+    event = {"detail-type": constants.INCIDENT_DETAIL_TYPE, "detail": {"incident_id": "inc-0000000000000000"}}
+    with pytest.raises(LookupError, match="inc-0000000000000000 is not in the state table"):
+        runner.handler(event, FakeLambdaContext("runner"))
