@@ -35,6 +35,7 @@ from tests.unit.test_audit_contract import (  # noqa: F401 - the contract suite,
     test_the_owner_writes_its_outcome,
 )
 from tests.unit.test_audit_executor import assert_applied_once, race_runners
+from tests.unit.test_state_contract import SerializedClient
 
 TABLE = "cordon-AuditTable-TEST"
 
@@ -67,7 +68,10 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_audit_table(client)
-        yield client
+        # moto's DynamoDB is not thread-safe ("dictionary changed size during iteration" when one request reads a
+        # table another writes): requests run one at a time, as DynamoDB runs each atomically; racing threads
+        # (the contract's and the runners') still interleave between requests.
+        yield SerializedClient(client)
 
 
 @pytest.fixture
@@ -76,8 +80,7 @@ def store(dynamodb: Any) -> DynamoDBAuditLog:
 
 
 def test_eight_runners_on_dynamodb_apply_every_action_once(dynamodb) -> None:
-    clients = [boto3.client("dynamodb", region_name="us-east-1") for _ in range(9)]  # one per runner, made up front
-    applies, store = race_runners(lambda: DynamoDBAuditLog(clients.pop(), TABLE))
+    applies, store = race_runners(lambda: DynamoDBAuditLog(dynamodb, TABLE))
     assert_applied_once(applies, store)
 
 
