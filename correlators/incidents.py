@@ -3,10 +3,10 @@ groups findings, correct when many processes deliver the same events in any orde
 
 A raise (a correlation that holds, or a standalone signal) joins every live incident that shares one of its linking
 entities and whose raising span lies within `incident_window` of its own; the incidents it proves to be one merge.
-The search is a closure: a joined incident brings its own links and span, which may reach further incidents. What
-the search walks is a networkx graph of incidents and the entity link items read from the store, never a
-process-wide cache. The survivor of a merge is the incident with the earliest origin (its earliest raising signal);
-when the new raise is earlier than every incident it joins, it opens the survivor and the others merge into it.
+The search is a closure: a joined incident brings its own links and span, which may reach further incidents. It
+walks the entity link items read from the store, never a process-wide cache. The survivor of a merge is the
+incident with the earliest origin (its earliest raising signal); when the new raise is earlier than every incident
+it joins, it opens the survivor and the others merge into it.
 Because joining only ever widens spans and links, the result is the same whatever order raises arrive in.
 
 Context: a signal that raises nothing joins the live incident whose raising span it lies within `incident_window`
@@ -26,8 +26,6 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-import networkx as nx
 
 from correlators.errors import StateError
 from correlators.model import Entity, Severity
@@ -196,30 +194,32 @@ class IncidentGraph:
         return survivor, had, later
 
     def _closure(self, raised: Raise) -> tuple[dict[str, Incident], dict[str, EntityLinks]]:
-        """The live incidents this raise joins, directly or through incidents it joins: walked over a graph of
-        entity and incident nodes read from the store until no joined incident reaches another."""
-        graph: nx.Graph[str] = nx.Graph()
-        graph.add_node("raise")
+        """The live incidents this raise joins, directly or through incidents it joins: the raise's connected
+        component in the graph of entities and incidents, walked over the link items read from the store until
+        no joined incident reaches another."""
         span = raised.span
         links = set(raised.links)
         component: dict[str, Incident] = {}
         link_items: dict[str, EntityLinks] = {}
         refused: set[str] = set()
+
+        def join(incident: Incident) -> None:
+            nonlocal span
+            component[incident.id] = incident
+            span = _union(span, Span(incident.core_first, incident.core_last))
+            links.update(incident.links)
+
         # The incident this raise would open may exist already (the same raise processed before) while the link
         # entries leading to it were pruned: start from it.
         seed = self._store.get_incident(incident_id(raised.rule, raised.signals[0]))
         while seed is not None and seed.merged_into is not None:
             seed = self._store.get_incident(seed.merged_into)
         if seed is not None:
-            component[seed.id] = seed
-            graph.add_edges_from((f"incident:{seed.id}", link) for link in ["raise", *seed.links])
-            span = _union(span, Span(seed.core_first, seed.core_last))
-            links |= set(seed.links)
+            join(seed)
         grew = True
         while grew:
             grew = False
             link_items.update(self._store.get_links(links - link_items.keys()))
-            graph.add_edges_from(("raise", key) for key in raised.links)
             for key in sorted(links):
                 for other_id, other_span in link_items[key].incidents.items():
                     if other_id in component or other_id in refused or not _near(other_span, span, self._window):
@@ -228,13 +228,9 @@ class IncidentGraph:
                     if incident is None or incident.merged_into is not None:
                         refused.add(other_id)  # a link entry outlived its incident's merge: a stale hint
                         continue
-                    component[other_id] = incident
-                    graph.add_edges_from((f"incident:{other_id}", link) for link in [key, *incident.links])
-                    span = _union(span, Span(incident.core_first, incident.core_last))
-                    links |= set(incident.links)
+                    join(incident)
                     grew = True
-        joined = nx.node_connected_component(graph, "raise")
-        return {i: incident for i, incident in component.items() if f"incident:{i}" in joined}, link_items
+        return component, link_items
 
     def _survivor(self, raised: Raise, component: dict[str, Incident]) -> tuple[Incident | None, int]:
         """The incident everything merges into (a copy to change) and its version now (0: to be created)."""
