@@ -48,6 +48,7 @@ def _ts(time: datetime) -> float:
 
 
 _CACHE_SIZE = 50_000  # signals kept parsed in memory: the window's working set, not the whole table
+_INCIDENTS_CACHED = 2_000  # incidents kept parsed, the most recently used
 
 
 class SqliteStore(StateStore):
@@ -56,7 +57,7 @@ class SqliteStore(StateStore):
         # is what the row holds, whoever wrote it; it saves re-parsing JSON on every window read.
         self._cache: OrderedDict[str, Signal] = OrderedDict()
         # Parsed incidents by id, checked against the row's version on every read (another process may write).
-        self._incidents: dict[str, Incident] = {}
+        self._incidents: OrderedDict[str, Incident] = OrderedDict()
         self._lock = threading.RLock()
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +139,12 @@ class SqliteStore(StateStore):
             while len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
 
+    def _keep(self, incident: Incident) -> None:
+        self._incidents[incident.id] = incident.working_copy()
+        self._incidents.move_to_end(incident.id)
+        while len(self._incidents) > _INCIDENTS_CACHED:
+            self._incidents.popitem(last=False)
+
     def signal_count(self) -> int:
         return int(self._read("SELECT count(*) FROM signals")[0][0])
 
@@ -184,7 +191,7 @@ class SqliteStore(StateStore):
         rows = self._read("SELECT body FROM incidents WHERE id = ?", (incident_id,))
         incident = Incident.model_validate_json(str(rows[0][0]))
         with self._lock:
-            self._incidents[incident.id] = incident.working_copy()
+            self._keep(incident)
         return incident
 
     def get_links(self, entities: Iterable[str]) -> dict[str, EntityLinks]:
@@ -245,7 +252,7 @@ class SqliteStore(StateStore):
             )
             db.executemany("INSERT INTO members (signal_id, incident_id) VALUES (?, ?)", list(commit.members.items()))
             for write in commit.incidents:
-                self._incidents[write.incident.id] = write.incident.working_copy()
+                self._keep(write.incident)
         return True
 
     def incidents(self, *, since: datetime | None = None) -> list[Incident]:
