@@ -15,8 +15,8 @@ Table (fixed by template.yaml): HASH `pk` (S), RANGE `sk` (S), TTL attribute `ex
 | signal counter | `count#<shard>` | `#` | `n` (N) |
 | seen event | `seen#<key>` | `#` | `time` (S), `expires_at` (event time + `seen_for`) |
 | incident | `inc#<id>` | `#` | `body` (B), `version`, `handled` (N), `gsi1pk`/`gsi1sk` while live |
-| entity links | `link#<entity key>` | `#` | `body` (B), `version` (N) |
-| membership | `member#<signal id>` | `#` | `incident` (S) |
+| entity links | `link#<entity key>` | `#` | `body` (B), `version` (N), `expires_at` (last write + `seen_for`) |
+| membership | `member#<signal id>` | `#` | `incident` (S), `expires_at` (written + `seen_for`) |
 | meta | `meta#<key>` | `#` | `value` (S) |
 
 Choices made here:
@@ -451,6 +451,7 @@ class DynamoDBStore(StateStore):
                 **_key(f"link#{links.entity}"),
                 "version": {"N": str(links.version)},
                 "body": {"B": _pack(_links_body(links))},
+                "expires_at": self._kept_until(),  # refreshed by every commit that touches the entity
             }
             self._check_size(item, f"links of {links.entity[:200]!r}")
             condition, values = _expect(links_write.expected_version)
@@ -459,12 +460,17 @@ class DynamoDBStore(StateStore):
                 put |= {"ExpressionAttributeNames": {"#version": "version"}, "ExpressionAttributeValues": values}
             parts.append({"Put": put})
         for signal_id, incident_id in sorted(commit.members.items()):
-            item = {**_key(f"member#{signal_id}"), "incident": {"S": incident_id}}
+            item = {**_key(f"member#{signal_id}"), "incident": {"S": incident_id}, "expires_at": self._kept_until()}
             # Created once: a signal counted anywhere already makes the whole commit a lost race.
             parts.append(
                 {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
             )
         return parts
+
+    def _kept_until(self) -> AttributeValue:
+        """TTL of link and membership items: `seen_for` after they were last written, far longer than any window
+        needs them (a signal outlives its windows by hours), so the table does not grow with every signal."""
+        return _epoch(datetime.now(UTC) + self._seen_for)
 
     def _incident_update(self, incident: Incident, expected: int) -> dict[str, Any]:
         body = _pack(incident.model_dump_json())

@@ -407,3 +407,22 @@ def test_open_state_opens_each_kind_of_store(client: Any, tmp_path: Path) -> Non
     assert isinstance(open_state(f"sqlite:///{tmp_path / 'state.db'}"), SqliteStore)
     with pytest.raises(StateError, match="unknown state store 'redis://x': use memory://, sqlite:///path"):
         open_state("redis://x")
+
+
+def test_link_and_membership_items_expire_a_week_after_their_last_write(client: Any, store: DynamoDBStore) -> None:
+    # GIVEN a commit that links an entity and counts a signal
+    before = datetime.now(UTC)
+    links = EntityLinks("principal|a", 1, {"inc-1": Span(before, before)})
+    incident = Incident(**_incident_fields("inc-1"), version=1)
+    assert store.commit(
+        Commit(incidents=[IncidentWrite(incident, 0)], links=[LinksWrite(links, 0)], members={"s": "inc-1"})
+    )
+    # THEN both items carry a TTL: the table does not grow with every signal and entity ever seen
+    ttl = {
+        item["pk"]["S"].split("#")[0]: int(item["expires_at"]["N"])
+        for item in every_item(client)
+        if "expires_at" in item
+    }
+    week = timedelta(days=7)
+    for kind in ("link", "member"):
+        assert (before + week).timestamp() - 5 <= ttl[kind] <= (datetime.now(UTC) + week).timestamp() + 5, kind
