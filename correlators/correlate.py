@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from correlators import streak
-from correlators.errors import RuleError
 from correlators.model import Entity, EntityType
+from correlators.sigma.correlation import nested as nested_correlations
 from correlators.sigma.fields import FieldView
 from correlators.sigma.loader import CorrelationRule, RuleSet
 from correlators.signals import Signal
@@ -52,15 +52,10 @@ def field_values(signal: Signal, name: str) -> list[str]:
 class Correlator:
     def __init__(self, ruleset: RuleSet) -> None:
         self._by_base_rule: dict[str, list[CorrelationRule]] = {}
-        correlation_keys = {c.key for c in ruleset.correlations}
+        problems = nested_correlations(ruleset.correlations)  # `cordon validate` runs the same check
+        if problems:
+            raise problems[0]
         for correlation in ruleset.correlations:
-            nested = [r for r in correlation.rules if r in correlation_keys]
-            if nested:
-                raise RuleError(
-                    f"correlation rule '{correlation.title}' references correlation rule(s) {', '.join(nested)}:"
-                    " Cordon evaluates correlations over detection rules only",
-                    where=str(correlation.path),
-                )
             for base in correlation.rules:
                 self._by_base_rule.setdefault(base, []).append(correlation)
         self.longest_timespan = timedelta(seconds=max((c.timespan_seconds for c in ruleset.correlations), default=0))
@@ -210,6 +205,7 @@ class _Window:
         self._counts: Counter[str] = Counter()  # rule name (temporal) or value (value_count) > signals
         if rule.type == "temporal_ordered":
             self._next = _next_positions(rule.rules, ordered)
+            self._instant = _instant_starts(ordered)
 
     def _keys(self, signal: Signal) -> list[str]:
         if self._rule.type == "value_count":
@@ -239,12 +235,18 @@ class _Window:
             return _count_ok(rule, len(self._counts))
         if rule.type == "temporal":
             return all(name in self._counts for name in rule.rules)
-        position = self.begin  # temporal_ordered: each rule's earliest match after the previous one's
+        # temporal_ordered: each rule's earliest match at or after the previous one's time (ties are in order), a
+        # signal used by an earlier step (the same rule named twice) skipped.
+        used: set[int] = set()
+        start = self.begin
         for name in rule.rules:
-            position = self._next[name][position]
+            position = self._next[name][start]
+            while position in used:
+                position = self._next[name][position + 1]
             if position >= self.end:
                 return False
-            position += 1
+            used.add(position)
+            start = max(self.begin, self._instant[position])
         return True
 
 
@@ -257,6 +259,15 @@ def _next_positions(names: Sequence[str], ordered: list[Signal]) -> dict[str, li
             following[index] = index if ordered[index].rule == name else following[index + 1]
         table[name] = following
     return table
+
+
+def _instant_starts(ordered: list[Signal]) -> list[int]:
+    """For each position, the first position holding a signal of the same instant (the store sorts ties by id)."""
+    starts: list[int] = []
+    for index, signal in enumerate(ordered):
+        tied = index and ordered[index - 1].time == signal.time
+        starts.append(starts[-1] if tied else index)
+    return starts
 
 
 def _condition_values(rule: CorrelationRule, signals: list[Signal]) -> dict[str, list[str]]:
@@ -286,14 +297,24 @@ def _temporal(rule: CorrelationRule, window: list[Signal], values: dict[str, lis
 
 
 def _temporal_ordered(rule: CorrelationRule, window: list[Signal], values: dict[str, list[str]]) -> bool:
-    # Greedy: take each rule's earliest match after the previous one's.
-    position = 0
-    for signal in window:
-        if signal.rule == rule.rules[position]:
-            position += 1
-            if position == len(rule.rules):
-                return True
-    return False
+    # Greedy on event time: each rule's earliest match at or after the previous match's time. Signals of one
+    # instant count as in order whatever their ids, so the answer never depends on how ties are sorted.
+    used: set[int] = set()
+    after: datetime | None = None
+    for name in rule.rules:
+        match = next(
+            (
+                index
+                for index, signal in enumerate(window)
+                if signal.rule == name and index not in used and (after is None or signal.time >= after)
+            ),
+            None,
+        )
+        if match is None:
+            return False
+        used.add(match)
+        after = window[match].time
+    return True
 
 
 _CONDITIONS: dict[str, Callable[[CorrelationRule, list[Signal], dict[str, list[str]]], bool]] = {

@@ -115,14 +115,17 @@ def _window_holds(
             page *= 4
     if rule.type == "temporal":
         return all(store.signals(partitions[name], start, end, newest_first=True, limit=1) for name in rule.rules)
-    # temporal_ordered: each rule's latest match before the next rule's, from the last rule backwards
-    bound, inclusive = signal.sort_key, True
+    # temporal_ordered: each rule's latest match at or before the next rule's time (ties are in order, as in
+    # correlate._Window), from the last rule backwards; nothing of the group sorts after the signal (checked above).
+    bound = signal.time
+    used: set[str] = set()
     for name in reversed(rule.rules):
-        candidates = store.signals(partitions[name], start, bound[0], newest_first=True, limit=8)
-        match = next((s for s in candidates if s.sort_key < bound or (inclusive and s.sort_key == bound)), None)
+        candidates = store.signals(partitions[name], start, bound, newest_first=True, limit=8)
+        match = next((s for s in candidates if s.id not in used), None)
         if match is None:
             return None if len(candidates) == 8 else False  # eight at one instant: read everything instead
-        bound, inclusive = match.sort_key, False
+        used.add(match.id)
+        bound = match.time
     return True
 
 
