@@ -7,7 +7,10 @@ every rule runs on every event.
 
 Semantics, per the Sigma specification:
 - strings compare case-insensitively unless `cased`; `*` and `?` are wildcards, escaped ones are literal;
+  wildcard values that are not a plain exact / contains / startswith / endswith run on RE2 (linear time);
 - a field matches when any of its values matches (CloudTrail lists, flattened paths);
+- an object-valued field is matched as its compact JSON text (`{"status":"Suspended"}`), as a SIEM that stores
+  CloudTrail as text matches `requestParameters|contains: Suspended`; exact values rarely equal that text;
 - numbers and strings meet on their text: `'200'` matches 200 and `200` matches `'200'`; JSON booleans read as
   `true` / `false`;
 - `null` and `|exists: false` both match an absent or null field; `|exists: true` is their complement;
@@ -20,12 +23,13 @@ Whatever this module cannot evaluate is a `RuleError` at load time, never a rule
 from __future__ import annotations
 
 import ipaddress
+import json
 import operator
-import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
+import re2
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
@@ -255,13 +259,17 @@ def _value_test(value: Any) -> ValueTest:
 
 
 def _text(value: Any) -> str | None:
-    """The text Sigma compares strings with: JSON spelling for booleans, decimal for numbers, None otherwise."""
+    """The text Sigma compares strings with: JSON spelling for booleans, decimal for numbers, compact JSON for
+    objects (`requestParameters|contains: Suspended`, as a SIEM storing CloudTrail as text matches it), None for
+    null."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
     return None
 
 
@@ -302,8 +310,10 @@ def _string_test(value: SigmaString, *, cased: bool) -> ValueTest:
             return _text_test(fold, lambda text: text.endswith(needle))
         if shape in ((True,), (True, True)):
             return lambda scalar: _text(scalar) is not None
-    pattern = "".join(re.escape(part) if isinstance(part, str) else _WILDCARDS[part] for part in literals)
-    compiled = re.compile(pattern, re.DOTALL if cased else re.DOTALL | re.IGNORECASE)
+    # Anything else (`*a*a*b`, `?`) runs on RE2, never on Python's backtracking `re`: a rule's wildcards against an
+    # attacker-chosen user agent stay linear in its length.
+    pattern = "".join(re2.escape(part) if isinstance(part, str) else _WILDCARDS[part] for part in literals)
+    compiled = re2.compile(("(?s)" if cased else "(?is)") + pattern)
     return _text_test(lambda text: text, lambda text: compiled.fullmatch(text) is not None)
 
 
