@@ -10,6 +10,7 @@ from cordon.replay import rule_paths
 from cordon.respond import known_rules, playbook_paths
 from correlators.config import check_config
 from correlators.errors import InputError
+from correlators.sigma import correlation
 from correlators.sigma.loader import load_rules
 from responders.catalog import builtin_responders
 
@@ -22,6 +23,7 @@ def validate(config_path: Path | None, extra: Sequence[Path] = ()) -> list[Input
     extra_rules, extra_playbooks = _split(extra)
     ruleset = load_rules(rule_paths(config, extra_rules), collect_errors=True)
     errors: list[InputError] = list(ruleset.errors)
+    errors.extend(correlation.nested(ruleset.correlations))  # what building the pipeline refuses (Correlator)
     _, playbook_errors = load_playbooks(
         playbook_paths(config) + extra_playbooks, builtin_responders(), known_rules(ruleset), collect_errors=True
     )

@@ -11,14 +11,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from correlators.errors import ConfigError
 from correlators.model import Severity
-from correlators.timespan import Timespan
+from correlators.timespan import Timespan, check_seconds
 from correlators.yamlsafe import load_yaml_mapping, locate
 
 _ASSET_CLASS_NAME = re.compile(r"[a-z][a-z0-9_]*")
+# Longest settings: state is kept for the longest window + incident window + lateness, so each is bounded.
+_WINDOW_BOUNDS = {"lateness": 7 * 86400, "incident_window": 30 * 86400}
 
 
 class _Strict(BaseModel):
@@ -55,6 +57,12 @@ class CorrelationConfig(_Strict):
     standalone_min_severity: Severity = Severity.MEDIUM
     # Signals this close in event time to an incident, sharing one of its identities, join it.
     incident_window: Timespan = Timespan("1h")
+
+    @field_validator("lateness", "incident_window")
+    @classmethod
+    def _bounded(cls, value: Timespan, info: ValidationInfo) -> Timespan:
+        check_seconds(value.seconds, value.spec, _WINDOW_BOUNDS[str(info.field_name)])
+        return value
 
 
 class ExecutionConfig(_Strict):

@@ -7,7 +7,8 @@ averages, percentiles and medians need every value of the window; those rules ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from sigma.correlations import (
@@ -18,9 +19,11 @@ from sigma.correlations import (
 )
 
 from correlators.errors import RuleError
-from correlators.model import Severity
+from correlators.model import EntityType, Severity
 from correlators.sigma.documents import RuleDocument
+from correlators.sigma.fields import is_known_field
 from correlators.sigma.rules import CorrelationRule
+from correlators.timespan import check_seconds
 
 _STREAMABLE_TYPES = (
     SigmaCorrelationType.EVENT_COUNT,
@@ -29,6 +32,18 @@ _STREAMABLE_TYPES = (
     SigmaCorrelationType.TEMPORAL_ORDERED,
 )
 _STREAMABLE_OPERATORS = (SigmaCorrelationConditionOperator.GT, SigmaCorrelationConditionOperator.GTE)
+# Signals of a correlation are kept for its timespan (plus the incident window and lateness): bounded.
+MAX_TIMESPAN_SECONDS = 30 * 86400
+ENTITY_NAMES = tuple(sorted(kind.value for kind in EntityType))
+# Top-level fields of a CloudTrail record: bare words that are raw fields, not entity names.
+CLOUDTRAIL_FIELDS = frozenset(
+    {
+        "eventVersion", "eventTime", "eventSource", "eventName", "awsRegion", "sourceIPAddress", "userAgent",
+        "errorCode", "errorMessage", "requestID", "eventID", "readOnly", "eventType", "apiVersion",
+        "managementEvent", "recipientAccountId", "sharedEventID", "vpcEndpointId", "eventCategory",
+        "sessionCredentialFromConsole",
+    }
+)  # fmt: skip
 
 
 def unsupported(document: RuleDocument, rule: SigmaCorrelationRule) -> RuleError | None:
@@ -58,7 +73,57 @@ def unsupported(document: RuleDocument, rule: SigmaCorrelationRule) -> RuleError
             "a condition 'field' with several fields is not supported: count the distinct values of one field",
             where=document.where("correlation", "condition"),
         )
+    try:
+        check_seconds(rule.timespan.seconds, rule.timespan.spec, MAX_TIMESPAN_SECONDS)
+    except ValueError as error:
+        return RuleError(f"timespan: {error}", where=document.where("correlation", "timespan"))
+    return group_by_problem(document, rule)
+
+
+def group_by_problem(document: RuleDocument, rule: SigmaCorrelationRule) -> RuleError | None:
+    """A `group-by` name that is none of the things a group can be, which would silently never group anything.
+
+    A group-by name is, in this order: an alias the rule defines; a resolved entity (`principal`, `access_key`,
+    ...); a Cordon field (`cordon.source_ip`); or a raw field, written as a dotted path (`userIdentity.arn`) or
+    a top-level CloudTrail field (`eventName`, `sourceIPAddress`). Any other bare word (`principle`) is a typo.
+    """
+    aliases = {alias.alias for alias in rule.aliases}
+    for index, name in enumerate(rule.group_by or ()):
+        if name in aliases or name in ENTITY_NAMES or name in CLOUDTRAIL_FIELDS:
+            continue
+        if "." in name and is_known_field(name):
+            continue
+        near = difflib.get_close_matches(name, [*ENTITY_NAMES, *aliases], n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        reason = (
+            f"unknown cordon field '{name}'"
+            if name.startswith("cordon.")
+            else f"group-by '{name}' is not an entity name{hint}"
+        )
+        return RuleError(
+            f"{reason}: valid entity names: {', '.join(ENTITY_NAMES)}; aliases of this rule: "
+            f"{', '.join(sorted(aliases)) or '(none)'}; a raw field is a dotted path (userIdentity.arn) or a "
+            "top-level CloudTrail field (eventName, sourceIPAddress, ...)",
+            where=document.where("correlation", "group-by", index),
+        )
     return None
+
+
+def nested(correlations: Sequence[CorrelationRule]) -> list[RuleError]:
+    """Correlations that reference other correlations: the engine evaluates correlations over detections only."""
+    keys = {rule.key for rule in correlations}
+    errors = []
+    for rule in correlations:
+        inner = [key for key in rule.rules if key in keys]
+        if inner:
+            errors.append(
+                RuleError(
+                    f"correlation rule '{rule.title}' references correlation rule(s) {', '.join(inner)}:"
+                    " Cordon evaluates correlations over detection rules only; reference their detection rules",
+                    where=f"{rule.path}:{rule.line}" if rule.line else str(rule.path),
+                )
+            )
+    return errors
 
 
 def references(rule: SigmaCorrelationRule) -> list[str]:
