@@ -9,13 +9,22 @@ Accepted layouts, plain or gzipped (detected by magic bytes, not by name):
   `GetFindings` response `{"Findings": [...]}`, and a recorded API response `{"data": {"Findings": [...]}}`.
 
 Bad input never stops the stream: each problem becomes a `Rejection` naming `path:line` and the reason, and
-reading goes on with the next line, element or file.
+reading goes on with the next line, element or file. What is refused, and why:
+
+- JSON nested deeper than `MAX_DEPTH` (a parser or any recursive consumer would overflow the stack), integers of
+  more than `MAX_INT_DIGITS` digits (no AWS field holds one; Python refuses to convert those over 4,300), strings
+  with a lone UTF-16 surrogate (`"\\ud800"`: not Unicode, so nothing could encode it again), records over 256 KB;
+- a byte-order mark is skipped wherever a line or a top-level value starts (files concatenated together);
+- a damaged gzip stream gives what decompressed before the damage, then one rejection naming the line it stopped at;
+- a container (`{"Records": [...]}`) or an array with a syntax error is not lost whole: every element that parses
+  is read, a broken one is rejected with its line, and reading resumes at the next element that looks like a record
+  (an object with `eventVersion`, `eventTime`, `detail-type` or `SchemaVersion`); a missing comma between two intact
+  records is reported on its line and both records are read.
 """
 
 from __future__ import annotations
 
 import bisect
-import gzip
 import io
 import json
 import os
@@ -34,9 +43,43 @@ STDIN_NAME = "<stdin>"
 # Inside folders only these are read; a file named on the command line is always read.
 EVENT_FILE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".gz", ".log")
 
+# Real events nest about ten levels; orjson and the recursion limit fail far deeper. Bounded well before both.
+MAX_DEPTH = 64
+# A float's largest value has 309 digits; no AWS field holds an integer anywhere near that.
+MAX_INT_DIGITS = 400
+
 _GZIP_MAGIC = b"\x1f\x8b"
-_DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
+_BOM = "\ufeff"
+_SEPARATORS = _WHITESPACE + _BOM  # between top-level values: whitespace, and a BOM where files were concatenated
+
+
+class _Unparseable(ValueError):
+    """A value the JSON decoder could read but Cordon refuses (an integer too long to be a number)."""
+
+
+def _parse_int(digits: str) -> int:
+    if len(digits) - digits.startswith("-") > MAX_INT_DIGITS:
+        raise _Unparseable(f"an integer of {len(digits):,} digits (more than {MAX_INT_DIGITS})")
+    return int(digits)
+
+
+_DECODER = json.JSONDecoder(parse_int=_parse_int)
+
+
+def _decode(text: str, pos: int) -> tuple[Any, int]:
+    """`_DECODER.raw_decode`, every failure a JSONDecodeError or `_Unparseable` with a reason."""
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except RecursionError:
+        raise _Unparseable(f"JSON nested too deeply (more than {MAX_DEPTH} levels)") from None
+
+
+def _reason(error: ValueError, with_line: bool = False) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        at = f"line {error.lineno} column {error.colno}" if with_line else f"column {error.colno}"
+        return f"invalid JSON at {at}: {error.msg}"
+    return f"refused: {error}"
 
 
 @dataclass(frozen=True)
@@ -78,11 +121,58 @@ def read_file(path: Path) -> Iterator[Item]:
 def read_stream(stream: IO[bytes], name: str) -> Iterator[Item]:
     """Records from one byte stream; `name` is used in `where`."""
     try:
-        if _starts_with_gzip_magic(stream):
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
-        yield from _read_text_lines(iter(stream), name)
-    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        compressed = _starts_with_gzip_magic(stream)
+    except OSError as error:
         yield Rejection(name, f"cannot read: {error}")
+        return
+    lines = _LinesUntilError(_gunzip(stream) if compressed else stream)
+    yield from _read_text_lines(iter(lines), name)
+    if lines.error is not None:
+        kind = "damaged gzip stream" if compressed else "read error"
+        yield Rejection(f"{name}:{lines.count + 1}", f"cannot read: {kind} from this line on: {lines.error}")
+
+
+_GZIP_CHUNK = 16_384
+
+
+def _gunzip(stream: IO[bytes]) -> Iterator[bytes]:
+    """The decompressed lines of a gzip stream (members one after another, as `gzip` reads them), streamed.
+    Unlike `gzip.GzipFile`, every line that decompressed before damage is given out before the error is raised."""
+    decompressor = zlib.decompressobj(wbits=31)
+    in_member = False  # bytes of a member were fed and its end not reached yet
+    pending = b""
+    while data := stream.read(_GZIP_CHUNK):
+        while data:
+            if not in_member and not data.strip(b"\x00"):
+                break  # gzip ignores zero padding after the last member
+            pending += decompressor.decompress(data)
+            in_member, data = not decompressor.eof, b""
+            if decompressor.eof:
+                data, decompressor = decompressor.unused_data, zlib.decompressobj(wbits=31)
+            *complete, pending = pending.split(b"\n")
+            yield from (line + b"\n" for line in complete)
+    if in_member:
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+    if pending:
+        yield pending
+
+
+class _LinesUntilError:
+    """The lines of a stream up to the first read error (a damaged gzip member), which is kept, not raised:
+    what decompressed before the damage is still read, and the rejection can name the line it stopped at."""
+
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
+        self.count = 0
+        self.error: Exception | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for line in self._stream:
+                self.count += 1
+                yield line
+        except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+            self.error = error
 
 
 def _read_folder(folder: Path) -> Iterator[Item]:
@@ -148,9 +238,12 @@ _INVALID = object()
 
 def _loads(line: bytes) -> Any:
     try:
-        return json.loads(line.decode("utf-8-sig"))
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        text = line.decode("utf-8")
+        start = _skip_separators(text, 0)
+        value, end = _decode(text, start)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError and _Unparseable are all ValueErrors
         return _INVALID
+    return value if _skip_separators(text, end) == len(text) else _INVALID
 
 
 def _parses(line: bytes) -> bool:
@@ -161,21 +254,22 @@ def _read_json_lines(lines: Iterable[bytes], name: str) -> Iterator[Item]:
     for number, line in enumerate(lines, start=1):
         where = f"{name}:{number}"
         try:
-            text = line.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+            text = line.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as error:
             yield Rejection(where, f"not UTF-8: {error.reason} at byte {error.start}")
             continue
-        if not text.strip():
+        start = _skip_separators(text, 0)  # a BOM starts the first line, or any line where files were joined
+        if start == len(text):
             continue
         try:
-            value, end = _DECODER.raw_decode(text, _skip_whitespace(text, 0))
-        except json.JSONDecodeError as error:
-            yield Rejection(where, f"invalid JSON at column {error.colno}: {error.msg}")
+            value, end = _decode(text, start)
+        except ValueError as error:
+            yield Rejection(where, _reason(error))
             continue
-        if (extra := _skip_whitespace(text, end)) != len(text):
+        if (extra := _skip_separators(text, end)) != len(text):
             yield Rejection(where, f"invalid JSON at column {extra + 1}: extra data after the value")
             continue
-        yield from _expand(value, text, _skip_whitespace(text, 0), name, _LineIndex(text, first_line=number))
+        yield from _expand(value, text, start, name, _LineIndex(text, first_line=number))
 
 
 def _read_document(data: bytes, name: str) -> Iterator[Item]:
@@ -187,17 +281,77 @@ def _read_document(data: bytes, name: str) -> Iterator[Item]:
         yield Rejection(f"{name}:{line}", f"not UTF-8: {error.reason} at byte {error.start}")
         return
     lines = _LineIndex(text)
-    pos = _skip_whitespace(text, 0)
+    pos = _skip_separators(text, 0)
     while pos < len(text):
         try:
-            value, end = _DECODER.raw_decode(text, pos)
-        except json.JSONDecodeError as error:
-            yield Rejection(
-                f"{name}:{error.lineno}", f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-            )
+            value, end = _decode(text, pos)
+        except ValueError as error:
+            opening = _ELEMENTS_OPEN.match(text, pos)
+            if opening is None:
+                line = error.lineno if isinstance(error, json.JSONDecodeError) else lines.line_of(pos)
+                yield Rejection(f"{name}:{line}", _reason(error, with_line=True))
+                return
+            yield from _recover_elements(text, opening.end(), name, lines)
             return
         yield from _expand(value, text, pos, name, lines)
-        pos = _skip_whitespace(text, end)
+        pos = _skip_separators(text, end)
+
+
+# A container or an array that failed to parse as a whole: its elements are read one by one.
+_ELEMENTS_OPEN = re.compile(r'\{\s*"(?:Records|Findings)"\s*:\s*\[|\[')
+# An object that starts a record: where reading resumes after a broken element.
+_RECORD_KEYS = frozenset({"eventVersion", "eventTime", "detail-type", "SchemaVersion", "schemaVersion"})
+_NEXT_ELEMENT = re.compile(r"[,\[]\s*(\{)")
+
+
+def _recover_elements(text: str, pos: int, name: str, lines: _LineIndex) -> Iterator[Item]:
+    """The elements of an array starting at `pos` (just past its `[`) that is known to be broken somewhere."""
+    found: list[tuple[int, int, Any]] = []  # (line, element index, element or the Rejection of it)
+    index = 0
+    while (pos := _skip_separators(text, pos)) < len(text) and text[pos] != "]":
+        line = lines.line_of(pos)
+        try:
+            element, end = _decode(text, pos)
+        except ValueError as error:
+            found.append((line, index, Rejection("", f"{_reason(error, with_line=True)}; element skipped")))
+            resume = _resume_at(text, error.pos if isinstance(error, json.JSONDecodeError) else pos + 1)
+            if resume is None:
+                break
+            pos, index = resume, index + 1
+            continue
+        found.append((line, index, element))
+        pos, index = _skip_separators(text, end), index + 1
+        if pos < len(text) and text[pos] == ",":
+            pos += 1
+        elif pos < len(text) and text[pos] != "]":
+            at = lines.line_of(pos)
+            reason = f"invalid JSON at line {at}: expected ',' or ']' after element {index - 1}; both sides are read"
+            found.append((at, -1, Rejection(f"{name}:{at}", reason)))
+    per_line = Counter(line for line, index, _ in found if index >= 0)
+    for line, index, element in found:
+        where = f"{name}:{line}#{index}" if per_line[line] > 1 else f"{name}:{line}"
+        if index < 0:
+            yield element
+        elif isinstance(element, Rejection):
+            yield Rejection(where, element.reason)
+        elif isinstance(element, dict):
+            yield _record(element, where)
+        else:
+            yield Rejection(where, f"expected a JSON object, got {_json_type(element)}")
+
+
+def _resume_at(text: str, pos: int) -> int | None:
+    """Where the next whole record starts after `pos`, or None."""
+    for match in _NEXT_ELEMENT.finditer(text, max(pos, 1) - 1):
+        start = match.start(1)
+        try:
+            candidate, end = _decode(text, start)
+        except ValueError:
+            continue
+        after = _skip_separators(text, end)
+        if isinstance(candidate, dict) and _RECORD_KEYS & candidate.keys() and text[after : after + 1] in (",", "]"):
+            return start
+    return None
 
 
 # Containers whose elements are the records: CloudTrail log files, Security Hub GetFindings responses
@@ -241,10 +395,30 @@ def _expand(value: Any, text: str, start: int, name: str, lines: _LineIndex) -> 
 
 
 def _record(payload: dict[str, Any], where: str) -> Item:
-    size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if (depth := _depth(payload)) > MAX_DEPTH:
+        return Rejection(where, f"refused: JSON nested {depth} levels deep (more than {MAX_DEPTH})")
+    try:
+        size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError as error:
+        surrogate = error.object[error.start : error.end].encode("unicode_escape").decode("ascii")
+        return Rejection(where, f"refused: a string holds a lone UTF-16 surrogate ({surrogate}), which is not Unicode")
     if size > MAX_RECORD_BYTES:
         return Rejection(where, f"record is {size:,} bytes, over the {MAX_RECORD_BYTES:,}-byte event size limit")
     return RawRecord(payload, where)
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests, iteratively (the point is to refuse what recursion could not handle); stops
+    counting past MAX_DEPTH."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return depth
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _follow(value: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
@@ -271,6 +445,12 @@ class _LineIndex:
 
     def line_of(self, offset: int) -> int:
         return self._first + bisect.bisect_left(self._newlines, offset)
+
+
+def _skip_separators(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in _SEPARATORS:
+        pos += 1
+    return pos
 
 
 def _skip_whitespace(text: str, pos: int) -> int:

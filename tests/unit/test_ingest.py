@@ -145,15 +145,26 @@ def test_duplicate_container_key_uses_the_last_one_like_json_loads(tmp_path: Pat
     assert _where(items) == [("RawRecord", f"{path}:4"), ("RawRecord", f"{path}:5")]
 
 
-def test_unparseable_document_is_one_rejection_naming_line_and_column(tmp_path: Path) -> None:
+def test_unparseable_array_keeps_the_elements_before_the_break_and_names_line_and_column(tmp_path: Path) -> None:
+    # Reading resumes only at an element that looks like a record ({"c": 3} does not): see test_bad_input.py.
     path = tmp_path / "broken.json"
     path.write_text('[\n  {"a": 1},\n  {"b": 2\n  {"c": 3}\n]\n')
 
     items = _read(path)
 
     assert items == [
-        Rejection(f"{path}:4", "invalid JSON at line 4 column 3: Expecting ',' delimiter"),
+        RawRecord({"a": 1}, f"{path}:2"),
+        Rejection(f"{path}:3", "invalid JSON at line 4 column 3: Expecting ',' delimiter; element skipped"),
     ]
+
+
+def test_unparseable_object_is_one_rejection_naming_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "a": 1,\n  "b": 2\n  "c": 3\n}\n')
+
+    items = _read(path)
+
+    assert items == [Rejection(f"{path}:4", "invalid JSON at line 4 column 3: Expecting ',' delimiter")]
 
 
 def test_scalar_document_is_rejected(tmp_path: Path) -> None:
@@ -205,11 +216,13 @@ def test_missing_file_and_bad_gzip_are_rejections_and_reading_goes_on(tmp_path: 
 
     assert _where(items) == [
         ("Rejection", str(tmp_path / "missing.json")),
-        ("Rejection", str(bad_gzip)),
+        ("Rejection", f"{bad_gzip}:1"),
         ("RawRecord", f"{good}:1"),
     ]
     assert isinstance(items[0], Rejection) and items[0].reason == "cannot read: No such file or directory"
-    assert isinstance(items[1], Rejection) and items[1].reason.startswith("cannot read: ")
+    assert isinstance(items[1], Rejection) and items[1].reason.startswith(
+        "cannot read: damaged gzip stream from this line on: "
+    )
 
 
 def test_truncated_gzip_keeps_what_was_read(tmp_path: Path) -> None:
@@ -220,7 +233,11 @@ def test_truncated_gzip_keeps_what_was_read(tmp_path: Path) -> None:
     items = _read(path)
 
     assert isinstance(items[-1], Rejection)
-    assert items[-1].reason.startswith("cannot read: Compressed file ended before the end-of-stream marker")
+    assert items[-1].where == f"{path}:{len(items)}"
+    assert items[-1].reason == (
+        "cannot read: damaged gzip stream from this line on: "
+        "compressed file ended before the end-of-stream marker was reached"
+    )
     assert all(isinstance(item, RawRecord) for item in items[:-1]) and len(items) > 1
 
 
