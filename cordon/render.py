@@ -1,7 +1,14 @@
-"""The people-facing text output of `cordon replay`: incidents with severity, entities and a timeline."""
+"""The people-facing text output of `cordon replay`: incidents with severity, entities and a timeline.
+
+Everything that comes from an event (keys, ARNs, titles, user agents, file names, rejection reasons) is printed as
+text, never as rich markup: an S3 key `[link=https://evil]x[/link]` prints as those characters. Control characters
+(ESC starts the terminal's own hyperlink and colour sequences), bidirectional overrides and lone surrogates are
+shown escaped (`\\x1b`), so no value can restyle the terminal, plant a link or hide text.
+"""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -22,6 +29,15 @@ _SEVERITY_STYLE = {
     "informational": "dim",
 }
 _REJECTIONS_SHOWN = 10
+# C0 and C1 controls, DEL, and the bidirectional embeddings, overrides and isolates.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(value: object, style: str = "") -> Text:
+    """`value` as inert text: no markup, no control sequences, always encodable."""
+    shown = _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(value))
+    shown = shown.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
+    return Text(shown, style=style)
 
 
 _STATUS_STYLE = {
@@ -41,10 +57,10 @@ def _actions_table(actions: list[dict[str, Any]]) -> Table:
     for column in ("action", "status", "responder", "target"):
         table.add_column(column, overflow="fold")
     for action in actions:
-        status = Text(action["status"], style=_STATUS_STYLE.get(action["status"], ""))
-        table.add_row(action.get("id", ""), status, action["responder"], action["target"])
+        status = plain(action["status"], _STATUS_STYLE.get(action["status"], ""))
+        table.add_row(plain(action.get("id", "")), status, plain(action["responder"]), plain(action["target"]))
         if action.get("reason"):
-            table.add_row("", "", Text(f"  {action['reason']}", style="dim"), "")
+            table.add_row("", "", plain(f"  {action['reason']}", "dim"), "")
     return table
 
 
@@ -52,18 +68,18 @@ def _incident_panel(incident: Incident, actions: list[dict[str, Any]]) -> Panel:
     header = Text.assemble(
         (f" {incident.severity.value.upper()} ", _SEVERITY_STYLE[incident.severity.value]),
         "  ",
-        (incident.title, "bold"),
+        plain(incident.title, "bold"),
     )
     facts = Table.grid(padding=(0, 2))
-    facts.add_row("id", incident.id)
-    facts.add_row("rules", ", ".join(incident.rules))
+    facts.add_row("id", plain(incident.id))
+    facts.add_row("rules", plain(", ".join(incident.rules)))
     facts.add_row("window", f"{incident.first_seen:%Y-%m-%d %H:%M:%S} .. {incident.last_seen:%H:%M:%S} UTC")
     by_type: dict[str, list[str]] = defaultdict(list)
     for entity in incident.entities:
         by_type[entity.type.value].append(entity.id)
     for kind, ids in by_type.items():
         shown = ", ".join(ids[:4]) + (f" (+{len(ids) - 4} more)" if len(ids) > 4 else "")
-        facts.add_row(kind, shown)
+        facts.add_row(plain(kind), plain(shown))
     timeline = Table(show_edge=False, box=None, header_style="dim", pad_edge=False)
     for column in ("time", "source", "what", "rules"):
         timeline.add_column(column, overflow="fold")
@@ -72,7 +88,7 @@ def _incident_panel(incident: Incident, actions: list[dict[str, Any]]) -> Panel:
     for signal in incident.signals:
         rules_by_event[(signal.time, signal.source, signal.event_id, signal.what)].append(signal.rule)
     for (time, source, _, what), rules in rules_by_event.items():
-        timeline.add_row(f"{time:%H:%M:%S}", source, what, ", ".join(rules))
+        timeline.add_row(f"{time:%H:%M:%S}", plain(source), plain(what), plain(", ".join(rules)))
     parts: list[Any] = [facts, Text(""), timeline]
     if actions:
         parts += [Text(""), _actions_table(actions)]
@@ -87,7 +103,7 @@ def render_text(result: ReplayResult, console: Console) -> None:
     if result.rejected:
         console.print(f"[bold]{len(result.rejected)} event(s) rejected[/bold]")
         for rejection in result.rejected[:_REJECTIONS_SHOWN]:
-            console.print(f"  {rejection.where}: {rejection.reason}", markup=False, highlight=False)
+            console.print(plain(f"  {rejection.where}: {rejection.reason}"), highlight=False)
         if len(result.rejected) > _REJECTIONS_SHOWN:
             console.print(f"  ... and {len(result.rejected) - _REJECTIONS_SHOWN} more (--output json lists all)")
     stats = result.stats
@@ -109,6 +125,8 @@ def render_audit(records: list[AuditRecord], console: Console) -> None:
     for record in records:
         status = Text(record.status.value, style=_STATUS_STYLE.get(record.status.value, ""))
         if record.reason:
-            status.append(f"\n{record.reason}", style="dim")
-        table.add_row(record.id, record.incident_id, record.step, record.responder, record.target["id"], status)
+            status.append("\n")
+            status.append_text(plain(record.reason, "dim"))
+        cells = (record.id, record.incident_id, record.step, record.responder, record.target["id"])
+        table.add_row(*(plain(cell) for cell in cells), status)
     console.print(table)

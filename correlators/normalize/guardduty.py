@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import FiniteFloat, model_validator
 
 from correlators.model import EventSource, Finding, NormalizedEvent, Resource, Severity
 from correlators.normalize import identity
@@ -23,7 +23,7 @@ class GuardDutyService(SourceModel):
 class GuardDutyFinding(SourceModel):
     id: str
     type: str
-    severity: float
+    severity: FiniteFloat  # NaN and Infinity are refused: never read as critical
     updatedAt: Timestamp | None = None
     accountId: str | None = None
     region: str | None = None

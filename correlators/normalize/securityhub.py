@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, FiniteFloat, model_validator
 
 from correlators.errors import EventRejectedError
 from correlators.model import CORDON_GENERATED_MARKER, EventSource, Finding, NormalizedEvent, Resource, Severity
@@ -19,8 +19,8 @@ LABEL = "ASFF finding"
 
 class AsffSeverity(SourceModel):
     Label: str | None = None
-    Normalized: float | None = None
-    Product: float | None = None
+    Normalized: FiniteFloat | None = None  # NaN and Infinity are refused: never read as critical
+    Product: FiniteFloat | None = None
 
 
 class AsffFinding(SourceModel):
