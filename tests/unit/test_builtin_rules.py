@@ -23,6 +23,10 @@ POSITIVE = {
     "04_ml_endpoint_alarm/positive_api": ("ml_endpoint_alarm", "medium"),
     "04_ml_endpoint_alarm/positive_escalated": ("ml_endpoint_alarm_with_activity", "high"),
     "05_defense_evasion_near_ml/positive": ("ml_defense_evasion_near_ml", "high"),
+    "05_defense_evasion_near_ml/positive_guardduty": ("ml_defense_evasion_near_ml", "high"),
+    "05_defense_evasion_near_ml/positive_event_selectors": ("ml_defense_evasion_near_ml", "high"),
+    "05_defense_evasion_near_ml/positive_advanced_selectors": ("ml_defense_evasion_near_ml", "high"),
+    "05_defense_evasion_near_ml/positive_detector_disabled": ("ml_defense_evasion_near_ml", "high"),
     "06_credential_created_for_other_user/positive": ("ml_credential_created_then_used", "high"),
     "07_notebook_or_model_package_after_credential_finding/positive": (
         "ml_notebook_or_model_package_after_credential_finding",
