@@ -25,7 +25,11 @@ def validate(config_path: Path | None, extra: Sequence[Path] = ()) -> list[Input
     errors: list[InputError] = list(ruleset.errors)
     errors.extend(correlation.nested(ruleset.correlations))  # what building the pipeline refuses (Correlator)
     _, playbook_errors = load_playbooks(
-        playbook_paths(config) + extra_playbooks, builtin_responders(), known_rules(ruleset), collect_errors=True
+        playbook_paths(config) + extra_playbooks,
+        builtin_responders(),
+        known_rules(ruleset),
+        collect_errors=True,
+        site=config.site,
     )
     errors.extend(playbook_errors)
     return errors

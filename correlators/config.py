@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from correlators.errors import ConfigError
 from correlators.model import Severity
@@ -19,8 +29,11 @@ from correlators.timespan import Timespan, check_seconds
 from correlators.yamlsafe import load_yaml_mapping, locate
 
 _ASSET_CLASS_NAME = re.compile(r"[a-z][a-z0-9_]*")
+MAX_ASSET_GLOBS = 20_000
 # Longest settings: state is kept for the longest window + incident window + lateness, so each is bounded.
 _WINDOW_BOUNDS = {"lateness": 7 * 86400, "incident_window": 30 * 86400}
+
+_MAX_CLOCK_SKEW_SECONDS = 86400
 
 
 class _Strict(BaseModel):
@@ -57,6 +70,15 @@ class CorrelationConfig(_Strict):
     standalone_min_severity: Severity = Severity.MEDIUM
     # Signals this close in event time to an incident, sharing one of its identities, join it.
     incident_window: Timespan = Timespan("1h")
+    # How far past the moment it is read an event's time may be (clocks ahead); beyond it the event is rejected,
+    # so one event dated 2099 cannot move the watermark. At most 1d.
+    max_clock_skew: Timespan = Timespan("15m")
+
+    @field_validator("max_clock_skew")
+    @classmethod
+    def _skew_bounded(cls, value: Timespan) -> Timespan:
+        check_seconds(value.seconds, value.spec, _MAX_CLOCK_SKEW_SECONDS)
+        return value
 
     @field_validator("lateness", "incident_window")
     @classmethod
@@ -83,6 +105,9 @@ class Config(_Strict):
     builtin_playbooks: bool = True
     # Site values playbooks bind with JMESPath as `site.<key>` (an SNS topic, a WAF IP set, asset buckets).
     site: dict[str, Any] = Field(default_factory=dict)
+    _classes: list[str] = PrivateAttr(default_factory=list)
+    _uri_index: GlobIndex = PrivateAttr()
+    _bucket_index: GlobIndex = PrivateAttr()
 
     @field_validator("assets")
     @classmethod
@@ -93,14 +118,77 @@ class Config(_Strict):
             for glob in globs:
                 if not glob.startswith(("s3://", "arn:")):
                     raise ValueError(f"asset glob {glob!r} must start with s3:// or arn:")
+        total = sum(len(globs) for globs in assets.values())
+        if total > MAX_ASSET_GLOBS:
+            raise ValueError(f"{total:,} asset globs: at most {MAX_ASSET_GLOBS:,} (use prefixes: s3://bucket/dir/*)")
         return assets
+
+    @model_validator(mode="after")
+    def _asset_index(self) -> Config:
+        names = list(self.assets)
+        self._classes = names
+        self._uri_index = GlobIndex((rank, glob) for rank, name in enumerate(names) for glob in self.assets[name])
+        self._bucket_index = GlobIndex(
+            (rank, glob[len("s3://") :].split("/", 1)[0])
+            for rank, name in enumerate(names)
+            for glob in self.assets[name]
+            if glob.startswith("s3://")
+        )
+        return self
 
     def asset_class(self, uri: str) -> str | None:
         """The first asset class whose glob matches `uri` (an s3:// URI or an ARN), else None."""
-        for name, globs in self.assets.items():
-            if any(fnmatch.fnmatchcase(uri, glob) for glob in globs):
-                return name
-        return None
+        rank = self._uri_index.first(uri)
+        return None if rank is None else self._classes[rank]
+
+    def bucket_asset_class(self, bucket: str) -> str | None:
+        """The first asset class with an s3:// glob whose bucket part matches `bucket` (a bucket name)."""
+        rank = self._bucket_index.first(bucket)
+        return None if rank is None else self._classes[rank]
+
+
+class GlobIndex:
+    """Ranked globs (`fnmatch` syntax, case-sensitive); `first(text)` is the lowest rank of a glob matching it.
+
+    Matching does not scan every glob: each is filed under its literal prefix (what comes before its first `*`,
+    `?` or `[`), and a text looks up only its own prefixes, one dictionary read per distinct prefix length. The
+    globs of one prefix are tried in rank order; where one prefix holds many (`arn:aws:*` ...), they are compiled
+    into one regular expression per rank (fnmatch's translation, which does not backtrack catastrophically).
+    """
+
+    _COMBINE_FROM = 8  # globs of one prefix and rank beyond which one compiled expression replaces fnmatch calls
+
+    def __init__(self, globs: Iterable[tuple[int, str]]) -> None:
+        grouped: dict[str, dict[int, list[str]]] = {}
+        for rank, glob in globs:
+            cut = min((i for i in (glob.find(c) for c in "*?[") if i >= 0), default=len(glob))
+            grouped.setdefault(glob[:cut], {}).setdefault(rank, []).append(glob)
+        self._by_prefix = {prefix: sorted(ranks.items()) for prefix, ranks in grouped.items()}
+        self._lengths = sorted({len(prefix) for prefix in grouped})
+        self._compiled: dict[tuple[str, int], re.Pattern[str]] = {}
+
+    def first(self, text: str) -> int | None:
+        best: int | None = None
+        for length in self._lengths:
+            if length > len(text):
+                break
+            prefix = text[:length]
+            for rank, globs in self._by_prefix.get(prefix, ()):
+                if best is not None and rank >= best:
+                    break
+                if self._matches(prefix, rank, globs, text):
+                    best = rank
+                    break
+        return best
+
+    def _matches(self, prefix: str, rank: int, globs: list[str], text: str) -> bool:
+        if len(globs) < self._COMBINE_FROM:
+            return any(fnmatch.fnmatchcase(text, glob) for glob in globs)
+        pattern = self._compiled.get((prefix, rank))
+        if pattern is None:
+            pattern = re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in globs))
+            self._compiled[(prefix, rank)] = pattern
+        return pattern.match(text) is not None
 
 
 def load_config(path: Path | None) -> Config:

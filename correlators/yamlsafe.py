@@ -3,6 +3,10 @@
 `yaml.SafeLoader` never builds Python objects from tags; on top of that a duplicate key (which plain YAML
 silently resolves to the last value) is an error, and every mapping key remembers its line so validation
 errors can say `file:line`.
+
+Sizes are bounded before anything is built, so a hostile or mistaken file is one clear error rather than a
+RecursionError or minutes of work: at most `MAX_BYTES` per file, `MAX_DEPTH` levels of nesting and `MAX_NODES`
+nodes per file (an alias counts as the nodes it repeats, so anchors cannot multiply a small file).
 """
 
 from __future__ import annotations
@@ -18,9 +22,41 @@ from correlators.errors import InputError
 # (id of mapping, key) -> 1-based line of the key
 KeyLines = dict[tuple[int, Hashable], int]
 
+MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 250_000
+
 
 def _loader_class(key_lines: KeyLines, path: Path, error_type: type[InputError]) -> type[yaml.SafeLoader]:
+    sizes: dict[int, int] = {}  # id of a composed node -> nodes in it (itself included)
+
     class _LineLoader(yaml.SafeLoader):
+        _depth = 0
+        _nodes = 0
+
+        def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+            where = f"{path}:{self.peek_event().start_mark.line + 1}"  # type: ignore[no-untyped-call]
+            if self.check_event(yaml.AliasEvent):  # the anchored node again: count what it repeats
+                node = super().compose_node(parent, index)
+                self._count(sizes.get(id(node), 1), where)
+                return node
+            if self._depth >= MAX_DEPTH:
+                raise error_type(f"YAML nested more than {MAX_DEPTH} levels deep", where=where)
+            before = self._nodes
+            self._count(1, where)
+            self._depth += 1
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+            sizes[id(node)] = self._nodes - before
+            return node
+
+        def _count(self, nodes: int, where: str) -> None:
+            self._nodes += nodes
+            if self._nodes > MAX_NODES:
+                raise error_type(f"more than {MAX_NODES:,} YAML nodes in one file: split or shorten it", where=where)
+
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
             mapping: dict[Hashable, Any] = {}
             for key_node, value_node in node.value:
@@ -39,6 +75,8 @@ def load_yaml_documents(path: Path, error_type: type[InputError]) -> tuple[list[
     """Every document of a YAML file, safely; errors name the file and line."""
     key_lines: KeyLines = {}
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise error_type(f"file larger than {MAX_BYTES // (1024 * 1024)} MiB", where=str(path))
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise error_type(f"cannot read: {error}", where=str(path)) from None

@@ -7,10 +7,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jmespath
+from jmespath.exceptions import JMESPathError
 from pydantic import ValidationError
 
 from cordon.playbooks.model import Playbook
 from correlators.errors import PlaybookError
+from correlators.model import EntityType
 from correlators.yamlsafe import KeyLines, load_yaml_documents, locate
 from responders.base import Responder
 
@@ -31,8 +34,14 @@ def load_playbooks(
     rules: Collection[str],
     *,
     collect_errors: bool = False,
+    site: Mapping[str, Any] | None = None,
 ) -> tuple[list[Playbook], list[PlaybookError]]:
-    """Every playbook under `paths`. Without `collect_errors` the first error raises."""
+    """Every playbook under `paths`. Without `collect_errors` the first error raises.
+
+    With `site` (the config's site values; `cordon validate` passes them) every JMESPath expression is also run
+    against a representative incident, so one that fails only on data (`starts_with` given a number) is an error
+    here rather than a failed step at run time.
+    """
     playbooks: list[Playbook] = []
     errors: list[PlaybookError] = []
     seen: dict[str, str] = {}
@@ -42,11 +51,18 @@ def load_playbooks(
         except PlaybookError as error:
             errors.append(error)
             continue
+        starts = _first_lines(key_lines)  # once per file: per document it made loading quadratic
         for document in documents:
-            found = _load_document(path, document, key_lines, responders, rules)
+            start = starts.get(id(document), 1)
+            found = _load_document(path, document, start, key_lines, responders, rules)
             if isinstance(found, list):
                 errors.extend(found)
                 continue
+            if site is not None:
+                evaluation = _evaluation_errors(found, site, path, document, key_lines)
+                if evaluation:
+                    errors.extend(evaluation)
+                    continue
             if found.name in seen:
                 errors.append(
                     PlaybookError(f"playbook name {found.name!r} already used at {seen[found.name]}", found.source)
@@ -59,12 +75,25 @@ def load_playbooks(
     return playbooks, errors
 
 
+def _first_lines(key_lines: KeyLines) -> dict[int, int]:
+    """The first key line of every mapping, by the mapping's id."""
+    first: dict[int, int] = {}
+    for (mapping, _), line in key_lines.items():
+        if line < first.get(mapping, line + 1):
+            first[mapping] = line
+    return first
+
+
 def _load_document(
-    path: Path, document: Any, key_lines: KeyLines, responders: Mapping[str, type[Responder]], rules: Collection[str]
+    path: Path,
+    document: Any,
+    start: int,
+    key_lines: KeyLines,
+    responders: Mapping[str, type[Responder]],
+    rules: Collection[str],
 ) -> Playbook | list[PlaybookError]:
     if not isinstance(document, dict):
         return [PlaybookError("a playbook is a YAML mapping", str(path))]
-    start = min((line for (mid, _), line in key_lines.items() if mid == id(document)), default=1)
     try:
         playbook = Playbook.model_validate({**document, "source": f"{path}:{start}"})
     except ValidationError as error:
@@ -146,4 +175,61 @@ def _parameter_errors(
         both = set(params) & set(bind)
         for key in sorted(both):
             error((section, index, "bind", key), f"{name}: parameter {key!r} is both literal and bound")
+    return errors
+
+
+_SAMPLE_IDS = {
+    EntityType.PRINCIPAL: "arn:aws:iam::111122223333:role/sample-role",
+    EntityType.ACCESS_KEY: "AKIAIOSFODNN7EXAMPLE",
+    EntityType.SESSION: "arn:aws:sts::111122223333:assumed-role/sample-role/session",
+    EntityType.SOURCE_IP: "203.0.113.10",
+    EntityType.ACCOUNT: "111122223333",
+    EntityType.INSTANCE: "i-0123456789abcdef0",
+    EntityType.BUCKET: "arn:aws:s3:::sample-bucket",
+    EntityType.OBJECT: "s3://sample-bucket/sample/key",
+}
+
+
+def representative_incident(playbook: Playbook, site: Mapping[str, Any]) -> dict[str, Any]:
+    """An incident as `--output json` prints it, naming one entity of every type and the playbook's rules."""
+    rules = playbook.trigger.rules or ["sample-rule"]
+    time = "2026-01-01T00:00:00+00:00"
+    return {
+        "id": "inc-0000000000000000",
+        "title": "representative incident",
+        "rules": rules,
+        "severity": "critical",
+        "first_seen": time,
+        "last_seen": time,
+        "entities": [{"type": kind.value, "id": _SAMPLE_IDS.get(kind, f"sample-{kind.value}")} for kind in EntityType],
+        "signals": [{"rule": rule, "event_id": "sample-event", "time": time, "source": "cloudtrail"} for rule in rules],
+        "signal_count": len(rules),
+        "rule_counts": dict.fromkeys(rules, 1),
+        "actions": [],
+        "site": dict(site),
+    }
+
+
+def _evaluation_errors(
+    playbook: Playbook, site: Mapping[str, Any], path: Path, document: dict[str, Any], key_lines: KeyLines
+) -> list[PlaybookError]:
+    """Every expression of the playbook that raises on a representative incident (a type error, say)."""
+    root = representative_incident(playbook, site)
+    expressions: list[tuple[tuple[Any, ...], str]] = []
+    for index, step in enumerate(playbook.steps):
+        expressions.append((("steps", index, "target"), step.target))
+        expressions += [(("steps", index, "when"), step.when)] if step.when else []
+        expressions += [(("steps", index, "bind", name), e) for name, e in step.bind.items()]
+    for index, notification in enumerate(playbook.notify):
+        expressions += [(("notify", index, "when"), notification.when)] if notification.when else []
+        expressions += [(("notify", index, "bind", name), e) for name, e in notification.bind.items()]
+    errors = []
+    for loc, expression in expressions:
+        try:
+            jmespath.search(expression, root)
+        except (JMESPathError, TypeError, ValueError, ArithmeticError) as error:
+            where = locate(path, key_lines, loc, document)
+            field = ".".join(str(part) for part in loc)
+            reason = str(error).splitlines()[0]
+            errors.append(PlaybookError(f"{field}: {expression!r} fails on a representative incident: {reason}", where))
     return errors

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import jmespath
+from jmespath import functions
 from jmespath.exceptions import JMESPathError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -48,12 +49,51 @@ class OnError(StrEnum):
     STOP = "stop"
 
 
+_FUNCTIONS: dict[str, Any] = functions.Functions().FUNCTION_TABLE
+_LITERAL_TYPES = {str: "string", bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
+
+
 def _check_expression(expression: str) -> str:
+    """Compile a JMESPath expression and check what can be known without data: every function exists, gets as
+    many arguments as it takes, and a literal argument has a type the function accepts. (What depends on the
+    incident is checked by `cordon validate` against a representative incident, and fails one step at run time.)
+    """
     try:
-        jmespath.compile(expression)
+        parsed = jmespath.compile(expression).parsed
     except JMESPathError as error:
         raise ValueError(f"invalid JMESPath {expression!r}: {str(error).splitlines()[0]}") from None
+    problem = _function_problem(cast("dict[str, Any]", parsed))
+    if problem is not None:
+        raise ValueError(f"invalid JMESPath {expression!r}: {problem}")
     return expression
+
+
+def _function_problem(node: dict[str, Any]) -> str | None:
+    """The first unknown function, wrong argument count or wrongly typed literal argument in a parsed expression."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        children = current.get("children", [])
+        stack.extend(child for child in children if isinstance(child, dict))
+        if current.get("type") != "function_expression":
+            continue
+        name = current["value"]
+        spec = _FUNCTIONS.get(name)
+        if spec is None:
+            return f"unknown function {name}(), valid: {', '.join(sorted(_FUNCTIONS))}"
+        signature = spec["signature"]
+        variadic = bool(signature) and signature[-1].get("variadic", False)
+        if len(children) < len(signature) or (not variadic and len(children) > len(signature)):
+            expected = f"at least {len(signature)}" if variadic else str(len(signature))
+            return f"{name}() takes {expected} argument(s), got {len(children)}"
+        for position, (child, argument) in enumerate(zip(children, signature, strict=False), start=1):
+            if child.get("type") != "literal" or not argument["types"]:
+                continue
+            kind = _LITERAL_TYPES.get(type(child["value"]), "null")
+            allowed = argument["types"]
+            if kind not in allowed and not (kind == "array" and any(t.startswith("array") for t in allowed)):
+                return f"{name}() argument {position} must be {' or '.join(allowed)}, got {kind} {child['value']!r}"
+    return None
 
 
 class _Strict(BaseModel):

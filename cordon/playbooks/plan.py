@@ -3,6 +3,10 @@
 Targets and bound parameters are JMESPath over the incident as `--output json` prints it, plus `site` (the
 config's site values). A target must be an entity the incident names (or the incident itself, for
 notifications): a playbook cannot point a responder at anything else.
+
+An expression that fails on this incident (a function given the wrong type, say) fails that step only: it becomes
+one action with the expression and the error as its `problem`, which the executor records as denied with that
+reason; the playbook's other steps and the other incidents are planned as usual.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jmespath
+from jmespath.exceptions import JMESPathError
 
 from cordon.playbooks.model import Mode, OnError, Playbook
 from correlators.model import Severity
@@ -58,10 +63,16 @@ def plan_incident(
         if not triggered(playbook, incident):
             continue
         for step in playbook.steps:
-            if step.when is not None and not _truthy(jmespath.search(step.when, root)):
+            when, when_problem = _search("when", step.when, root)
+            if step.when is not None and when_problem is None and not _truthy(when):
                 continue
             spec = responders[step.responder]
-            for target, problem in _targets(step.target, root, spec.target_types, default_region):
+            planned = (
+                [(Target(type="unknown", id=incident["id"]), when_problem)]
+                if when_problem is not None
+                else _targets(step.target, root, spec.target_types, default_region)
+            )
+            for target, problem in planned:
                 params, bind_problem = _bind(step.params, step.bind, root)
                 actions.append(
                     PlannedAction(
@@ -77,9 +88,11 @@ def plan_incident(
                     )
                 )
         for notification in playbook.notify:
-            if notification.when is not None and not _truthy(jmespath.search(notification.when, root)):
+            when, when_problem = _search("when", notification.when, root)
+            if notification.when is not None and when_problem is None and not _truthy(when):
                 continue
             params, problem = _bind(notification.params, notification.bind, root)
+            problem = when_problem or problem
             # A changed incident (new signals, higher severity, new action results) is worth telling again.
             version = _digest(json.dumps([incident["severity"], incident["rules"], incident["last_seen"]]))
             step_name = f"notify:{notification.responder}"
@@ -101,6 +114,16 @@ def plan_incident(
     return actions
 
 
+def _search(role: str, expression: str | None, root: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """The expression's value on this incident, or why it failed (`role` says which field it came from)."""
+    if expression is None:
+        return None, None
+    try:
+        return jmespath.search(expression, root), None
+    except (JMESPathError, TypeError, ValueError, ArithmeticError) as error:
+        return None, f"{role} {expression!r} failed on this incident: {str(error).splitlines()[0]}"
+
+
 def _truthy(value: Any) -> bool:
     # JMESPath truthiness: false, null, empty string, list and object are false.
     return value not in (None, False, "", [], {})
@@ -109,7 +132,9 @@ def _truthy(value: Any) -> bool:
 def _targets(
     expression: str, root: Mapping[str, Any], allowed: frozenset[str], default_region: str
 ) -> list[tuple[Target, str | None]]:
-    found = jmespath.search(expression, root)
+    found, problem = _search("target", expression, root)
+    if problem is not None:
+        return [(Target(type="unknown", id=str(root["id"])), problem)]
     values = found if isinstance(found, list) else [found]
     values = [v for v in values if v not in (None, "")]
     targets: list[tuple[Target, str | None]] = []
@@ -144,7 +169,9 @@ def _bind(
 ) -> tuple[dict[str, Any], str | None]:
     bound = dict(params)
     for name, expression in bind.items():
-        value = jmespath.search(expression, root)
+        value, problem = _search(f"parameter {name!r}:", expression, root)
+        if problem is not None:
+            return bound, problem
         if value is None:
             return bound, f"parameter {name!r}: {expression!r} found nothing in the incident"
         bound[name] = value

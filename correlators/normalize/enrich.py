@@ -3,11 +3,10 @@
 Objects are matched by their `s3://bucket/key` URI and everything else by its ARN, with `Config.asset_class`.
 A bucket has no URI of its own, so it also takes the class of any `s3://` glob whose bucket part matches it:
 with `training_data: ["s3://ml-data/train/*"]`, a GetBucketPolicy on `ml-data` touches training data.
+Both look-ups are indexed by the globs' literal prefixes (`correlators.config.GlobIndex`), not a scan of every glob.
 """
 
 from __future__ import annotations
-
-import fnmatch
 
 from correlators.config import Config
 from correlators.model import EntityType, NormalizedEvent, Resource
@@ -25,13 +24,5 @@ def asset_class_of(resource: Resource, config: Config) -> str | None:
         return None  # instance ids and the like: the configuration names assets by URI or ARN only
     found = config.asset_class(resource.id)
     if found is None and resource.type is EntityType.BUCKET:
-        found = _bucket_class(resource.id.rsplit(":", 1)[-1], config)
+        found = config.bucket_asset_class(resource.id.rsplit(":", 1)[-1])
     return found
-
-
-def _bucket_class(bucket: str, config: Config) -> str | None:
-    for name, globs in config.assets.items():
-        for glob in globs:
-            if glob.startswith("s3://") and fnmatch.fnmatchcase(bucket, glob[len("s3://") :].split("/", 1)[0]):
-                return name
-    return None
