@@ -4,6 +4,10 @@ Each signal of a rule that a correlation references is written under that correl
 (`corr|<rule>|<group values>`). When a signal arrives, the correlation reads its group's signals within one
 timespan either side of it and looks for a window of length `timespan` that contains the new signal and
 satisfies the rule. Reading both sides, not just the past, is what lets a late event complete a pattern.
+
+`temporal_ordered` compares event times only: each rule's match at or after the previous one's, so signals of
+one instant (CloudTrail has one-second times) count as in order. Ties are never broken by signal id or rule name,
+which would make the answer depend on names, not on what happened; `streak._window_holds` decides the same.
 """
 
 from __future__ import annotations
