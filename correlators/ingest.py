@@ -132,7 +132,7 @@ def read_stream(stream: IO[bytes], name: str) -> Iterator[Item]:
         yield Rejection(f"{name}:{lines.count + 1}", f"cannot read: {kind} from this line on: {lines.error}")
 
 
-_GZIP_CHUNK = 16_384
+_GZIP_CHUNK = 2048  # small: a corrupt block loses the output of its chunk, so of at most 2 KB of input
 
 
 def _gunzip(stream: IO[bytes]) -> Iterator[bytes]:
@@ -314,7 +314,7 @@ def _recover_elements(text: str, pos: int, name: str, lines: _LineIndex) -> Iter
             element, end = _decode(text, pos)
         except ValueError as error:
             found.append((line, index, Rejection("", f"{_reason(error, with_line=True)}; element skipped")))
-            resume = _resume_at(text, error.pos if isinstance(error, json.JSONDecodeError) else pos + 1)
+            resume = _resume_at(text, pos + 1)  # a truncated element may have swallowed the next one's start
             if resume is None:
                 break
             pos, index = resume, index + 1

@@ -9,8 +9,9 @@ half-way leaves it unseen, and the retry processes it again, which changes nothi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from correlators.config import Config
 from correlators.correlate import Correlator, Firing
@@ -42,8 +43,12 @@ class Stats:
 
 
 class Pipeline:
-    def __init__(self, config: Config, rules: RuleSet, store: StateStore) -> None:
+    def __init__(
+        self, config: Config, rules: RuleSet, store: StateStore, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.config = config
+        self._now = now  # when an event is read: its time may not run ahead of it by more than max_clock_skew
+        self._max_skew = config.correlation.max_clock_skew
         self.store = store
         self.stats = Stats()
         self._detector = Detector(rules)
@@ -72,6 +77,15 @@ class Pipeline:
         except EventRejectedError as error:
             self.stats.rejected += 1
             return Rejection(where=error.where or item.where, reason=error.reason)
+        read_at = self._now()
+        if ahead := [event for event in events if event.time > read_at + self._max_skew.delta]:
+            # Event time drives the watermark, expiry and lateness: a clock far ahead would age out every signal.
+            self.stats.rejected += 1
+            reason = (
+                f"event time {ahead[0].time.isoformat()} is more than {self._max_skew.spec} "
+                f"(correlation.max_clock_skew) after it was read, at {read_at.isoformat(timespec='seconds')}"
+            )
+            return Rejection(where=item.where, reason=reason)
         for event in events:
             self.stats.accepted += 1
             self.submit(event)
