@@ -80,11 +80,14 @@ class CorrelationConfig(_Strict):
         check_seconds(value.seconds, value.spec, _MAX_CLOCK_SKEW_SECONDS)
         return value
 
-    @field_validator("lateness", "incident_window")
+    @field_validator("lateness", "incident_window", mode="before")
     @classmethod
-    def _bounded(cls, value: Timespan, info: ValidationInfo) -> Timespan:
-        check_seconds(value.seconds, value.spec, _WINDOW_BOUNDS[str(info.field_name)])
-        return value
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        bound = _WINDOW_BOUNDS[str(info.field_name)]
+        if isinstance(value, Timespan):
+            check_seconds(value.seconds, value.spec, bound)
+            return value
+        return Timespan(value, maximum=bound)
 
 
 class ExecutionConfig(_Strict):

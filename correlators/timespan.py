@@ -72,4 +72,5 @@ def check_seconds(seconds: int | None, spec: str, maximum: int | None = None) ->
     """Raise ValueError naming the bound when `seconds` (None: too many digits to count) is out of range."""
     bound = Timespan.MAX_SECONDS if maximum is None else min(maximum, Timespan.MAX_SECONDS)
     if seconds is None or seconds > bound:
+        spec = spec if len(spec) <= 24 else f"{spec[:20]}...{spec[-1]}"
         raise ValueError(f"duration {spec!r} is longer than the maximum of {describe(bound)}")
