@@ -8,6 +8,7 @@ fails at run time fails only its step; group-by typos and nested correlations ar
 from __future__ import annotations
 
 import fnmatch
+import json
 import random
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from cordon.cli import main
 from cordon.playbooks.loader import load_playbooks
 from cordon.playbooks.plan import plan_incident
 from cordon.validate import validate
@@ -343,3 +345,30 @@ def test_loading_playbooks_is_linear_in_documents(tmp_path: Path) -> None:
     large = _load_seconds(tmp_path, 1200)
     # Four times the documents: linear is about 4x, the old quadratic loader was over 10x.
     assert large < 7 * small, (small, large)
+
+
+def test_replay_with_an_expression_failing_on_data_denies_that_step_and_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the demo config plus a playbook whose first step's target fails on every incident
+    scenarios = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
+    example = (Path(__file__).resolve().parents[2] / "examples" / "cordon.yaml").read_text()
+    _write(
+        tmp_path,
+        "extra/broken.yaml",
+        PLAYBOOK.format(target=EXPRESSION)
+        .replace("[r1]", "[ml_credential_finding_then_ml_access]")
+        .replace("name: contain", "name: broken"),
+    )
+    config = _config(tmp_path, example + "playbooks: [extra/]\n")
+    # WHEN replayed (cordon validate would have refused it)
+    assert any("fails on a representative incident" in reason for reason in _reasons(validate(config)))
+    assert main(["replay", str(scenarios), "--config", str(config), "--output", "json"]) == 0
+    output = json.loads(capsys.readouterr().out)
+    # THEN the failing step is denied with the reason, and every other action of every incident is planned
+    actions = [action for incident in output["incidents"] for action in incident["actions"]]
+    broken = [action for action in actions if action["playbook"] == "broken" and action["step"] == "first"]
+    assert broken and all(action["status"] == "denied" for action in broken)
+    assert all("failed on this incident" in action["reason"] for action in broken)
+    assert any(action["playbook"] == "broken" and action["step"] == "second" for action in actions)
+    assert sum(action["status"] == "planned" for action in actions) >= 5
