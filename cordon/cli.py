@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import traceback
 from collections.abc import Sequence
@@ -164,6 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _act(args, config)
     except (InputError, StateError) as error:
         print(f"cordon: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as error:  # damage found after the state file was opened and checked
+        state = getattr(args, "state", "")
+        print(
+            f"cordon: state {state} failed: {error}: move the file aside (or pass another --state) to start a new"
+            " state, or restore it from a backup",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except CordonError as error:  # an action that could not be carried out (approve/rollback)
         print(f"cordon: {error}", file=sys.stderr)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cordon.audit.base import DEFAULT_LEASE, AuditLog, utcnow
@@ -27,6 +28,8 @@ from cordon.audit.model import (
     may_write,
     take_over,
 )
+from correlators.errors import StateError
+from correlators.state.sqlite_file import check_state_file
 
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -39,6 +42,7 @@ CREATE TABLE IF NOT EXISTS actions (
 CREATE INDEX IF NOT EXISTS actions_by_incident ON actions (incident_id, created_at);
 CREATE INDEX IF NOT EXISTS actions_by_applied_at ON actions (applied_at);
 """
+_COLUMNS = frozenset({"id", "key", "incident_id", "responder", "status", "created_at", "applied_at", "body"})
 
 
 class SqliteAuditLog(AuditLog):
@@ -47,9 +51,28 @@ class SqliteAuditLog(AuditLog):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.RLock()  # guards `_connections`, and every use of the single `:memory:` connection
-        self._shared = self._connect() if path == ":memory:" else None
-        with self._connection() as db:
-            db.executescript(_SCHEMA)
+        check_state_file(path)  # one clear error for a damaged, foreign, read-only or misnamed file
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._shared = self._connect() if path == ":memory:" else None
+            with self._connection() as db:
+                # Checked before the schema script, which would trip over an old table's missing columns.
+                columns = {str(row[1]) for row in db.execute("PRAGMA table_info(actions)")} or set(_COLUMNS)
+                if columns == _COLUMNS:
+                    db.executescript(_SCHEMA)
+        except (sqlite3.DatabaseError, OSError) as error:
+            self.close()
+            raise StateError(
+                f"state file {path} cannot be opened ({error}): move it aside (or pass another --state)"
+                " to start a new audit trail"
+            ) from None
+        if columns != _COLUMNS:
+            self.close()
+            raise StateError(
+                f"state file {path} has an audit table of another Cordon version (columns"
+                f" {', '.join(sorted(columns))}): move it aside (or pass another --state) to start a new audit trail"
+            )
 
     def claim(
         self,

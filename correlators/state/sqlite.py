@@ -21,6 +21,7 @@ from typing import Any
 from correlators.errors import StateError
 from correlators.signals import Incident, Signal
 from correlators.state.base import Commit, EntityLinks, Span, StateStore
+from correlators.state.sqlite_file import check_state_file
 
 SCHEMA_VERSION = "3"
 
@@ -59,6 +60,7 @@ class SqliteStore(StateStore):
         # Parsed incidents by id, checked against the row's version on every read (another process may write).
         self._incidents: OrderedDict[str, Incident] = OrderedDict()
         self._lock = threading.RLock()
+        check_state_file(path)  # one clear error for a damaged, foreign, read-only or misnamed file
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -69,12 +71,18 @@ class SqliteStore(StateStore):
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             version = self.get_meta("schema_version")
+            if version is None:
+                self.set_meta("schema_version", SCHEMA_VERSION)
         except sqlite3.DatabaseError as error:
-            raise StateError(f"{path}: not a Cordon state database ({error})") from None
-        if version is None:
-            self.set_meta("schema_version", SCHEMA_VERSION)
-        elif version != SCHEMA_VERSION:
-            raise StateError(f"{path}: state schema {version}, this Cordon reads {SCHEMA_VERSION}")
+            raise StateError(
+                f"state file {path} cannot be opened ({error}): move it aside (or pass another --state)"
+                " to start a new state"
+            ) from None
+        if version != SCHEMA_VERSION and version is not None:
+            raise StateError(
+                f"state file {path} has state schema {version}, this Cordon reads {SCHEMA_VERSION}: move it aside"
+                " (or pass another --state) to start a new state"
+            )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
