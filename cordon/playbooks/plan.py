@@ -34,7 +34,7 @@ class PlannedAction:
     params: dict[str, Any]
     mode: Mode
     on_error: OnError
-    key: str  # idempotency key: incident + step + target (two playbooks asking for the same step act once)
+    key: str  # idempotency key: incident + playbook + mode + step + target (`_key`)
     notification: bool = False
     problem: str | None = None  # why this action must not run (a target the incident does not name, a bad binding)
 
@@ -83,7 +83,9 @@ def plan_incident(
                         params=params,
                         mode=step.mode or playbook.mode,
                         on_error=step.on_error,
-                        key=_key(incident["id"], step.name, target.id),
+                        key=_key(
+                            incident["id"], playbook.name, (step.mode or playbook.mode).value, step.name, target.id
+                        ),
                         problem=problem or bind_problem,
                     )
                 )
@@ -93,8 +95,9 @@ def plan_incident(
                 continue
             params, problem = _bind(notification.params, notification.bind, root)
             problem = when_problem or problem
-            # A changed incident (new signals, higher severity, new action results) is worth telling again.
-            version = _digest(json.dumps([incident["severity"], incident["rules"], incident["last_seen"]]))
+            # Told when the incident is created and when its severity changes, not for every context signal
+            # (the runner adds the actions waiting for approval, so a new one is told too).
+            version = str(incident["severity"])
             step_name = f"notify:{notification.responder}"
             actions.append(
                 PlannedAction(
@@ -183,4 +186,7 @@ def _digest(text: str) -> str:
 
 
 def _key(*parts: str) -> str:
+    """The idempotency key. A step's names its incident, playbook, mode, step and target: a step of one playbook
+    waiting for approval does not swallow the enforce step of another on the same target. A notification's names
+    its incident, channel (responder and parameters) and the severity it reports."""
     return "|".join(parts)
