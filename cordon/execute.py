@@ -28,9 +28,12 @@ not changes and are never held back, by a playbook's mode or by the ceiling.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,7 +47,9 @@ from cordon.playbooks.plan import PlannedAction
 from correlators.config import Config
 from correlators.errors import CordonError
 from responders import aws
-from responders.base import ActionContext, Responder, ResponderError, ResponderParams, Target
+from responders.base import ActionContext, Responder, ResponderError, ResponderParams, Target, VerificationError
+
+log = logging.getLogger(__name__)
 
 # What the executor calls itself, besides its responders: who am I, enter a member account, and the guards' reads
 # (who owns an access key, is a principal tagged cordon:protected=true).
@@ -232,7 +237,9 @@ class Executor:
         stopped: set[str] = set()
         keys: set[str] = set()
         for plan in plans:
-            if plan.key in keys:  # another playbook asked for the same step on the same target
+            if plan.notification:
+                plan = replace(plan, key=_notification_key(plan.key, actions))
+            if plan.key in keys:  # asked twice for the same thing (a channel told by two playbooks)
                 continue
             keys.add(plan.key)
             record = self._attempt({**incident, "actions": list(actions)}, plan, stopped)
@@ -295,14 +302,15 @@ class Executor:
                     before = attempt.current if attempt.current is not None else attempt.record.before
                     return self._finish(attempt, decision, before=before)
             return self._apply(attempt)
-        except ResponderError as error:
-            before = attempt.record.before or attempt.current or {}
-            return self._finish(attempt, Decision(Status.FAILED, str(error)), before=before)
         except ClaimLostError:
             raise
-        except Exception as error:  # a bug: leave a failed record rather than a claim nobody finishes
-            self._finish(attempt, Decision(Status.FAILED, f"internal error: {error!r}"))
-            raise
+        except Exception as error:  # any failure fails this action only; the run goes on
+            # Not only ResponderError: an empty reply (KeyError), a bug, a library's own exception. The action gets a
+            # failed record rather than a claim nobody finishes, and later actions and incidents go on.
+            reason = failure_reason(error)
+            log.warning("action %s (%s) failed: %s", attempt.record.id, attempt.record.responder, reason)
+            before = attempt.record.before or attempt.current or {}
+            return self._finish(attempt, Decision(Status.FAILED, reason), before=before)
 
     def _apply(self, attempt: _Attempt) -> AuditRecord:
         assert attempt.responder is not None and attempt.params is not None and attempt.ctx is not None
@@ -313,8 +321,30 @@ class Executor:
                 attempt.record.model_copy(update={"before": current, "updated_at": self._clock()}), attempt.token
             )
         before = attempt.record.before  # the state before the first attempt: what rollback restores
-        after = attempt.responder.apply(attempt.ctx, attempt.target, attempt.params, before)
+        try:
+            after = attempt.responder.apply(attempt.ctx, attempt.target, attempt.params, before)
+        except ClaimLostError:
+            raise
+        except Exception as error:  # the call may have changed AWS before it failed
+            verified = self._verify_after_failure(attempt, error)
+            if verified is None:
+                raise
+            reason = f"applied (verified by reading it back after: {failure_reason(error)})"
+            return self._finish(attempt, Decision(Status.APPLIED, reason), before=before, after=verified)
         return self._finish(attempt, Decision(Status.APPLIED), before=before, after=after)
+
+    def _verify_after_failure(self, attempt: _Attempt, error: Exception) -> dict[str, Any] | None:
+        """The state read back after a failed apply, when it shows the change holds (a 500 after the change was
+        made, a reply lost in a reset): the audit then says applied, which is true. None: it failed."""
+        assert attempt.responder is not None and attempt.params is not None and attempt.ctx is not None
+        if isinstance(error, ResponderError) and error.permanent and not isinstance(error, VerificationError):
+            return None  # refused (AccessDenied, NotFound, a bad target): nothing was changed
+        try:
+            state = attempt.responder.read_state(attempt.ctx, attempt.target, attempt.params)
+            holds = attempt.responder.holds(attempt.ctx, attempt.target, attempt.params, attempt.record.before, state)
+        except Exception:  # cannot tell: it stays failed, with the first error
+            return None
+        return state if holds else None
 
     # --- the checks, in order -------------------------------------------------------------------------------------
     def _named_target(self, attempt: _Attempt) -> Decision | None:
@@ -359,14 +389,20 @@ class Executor:
         assert attempt.ctx is not None
         target = attempt.target
         principals = principals_in(target.id, attempt.record.params)
-        if target.type == "access_key":
-            owner = _key_owner(attempt.ctx, target.id)
-            if owner:
-                principals.append(owner)
-        for principal in principals:
-            reason = protected_reason(principal, self._config.guards) or _protected_by_tag(attempt.ctx, principal)
-            if reason:
-                return Decision(Status.DENIED, reason)
+        try:
+            if target.type == "access_key":
+                owner = _key_owner(attempt.ctx, target.id)
+                if owner:
+                    principals.append(owner)
+            for principal in principals:
+                reason = protected_reason(principal, self._config.guards) or _protected_by_tag(attempt.ctx, principal)
+                if reason:
+                    return Decision(Status.DENIED, reason)
+        except Exception as error:  # a guard that cannot decide fails closed
+            return Decision(
+                Status.DENIED,
+                f"cannot tell whether {target.id} is protected ({failure_reason(error)}): denied, guards fail closed",
+            )
         return None
 
     def _beyond_dry_run(self, attempt: _Attempt) -> Decision | None:
@@ -441,9 +477,12 @@ class Executor:
             params = responder.Params.model_validate(claimed.params)
             ctx = self._context(target, {"id": claimed.incident_id, "actions": []})
             restored = responder.rollback(ctx, target, params, claimed.before, claimed.after)
-        except ResponderError as error:
-            self._write(claimed, token, Status.APPLIED, f"rollback failed: {error}")
+        except ClaimLostError:
             raise
+        except Exception as error:  # any failure: the record says so, and stays applied
+            reason = f"rollback failed: {failure_reason(error)}"
+            self._write(claimed, token, Status.APPLIED, reason)
+            raise ResponderError(reason) from None
         after = {"applied": claimed.after, "after_rollback": restored}
         return self._write(claimed, token, Status.ROLLED_BACK, "rolled back by cordon rollback", after=after)
 
@@ -525,6 +564,33 @@ class Executor:
         return self._audit.update(outcome, token)
 
 
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s'\"?#]+)[^\s'\"]*")
+
+
+def scrub(text: str) -> str:
+    """`text` without what may be a secret: every URL keeps its scheme and host, never its path or query (a
+    webhook's token lives there), and control characters are shown escaped."""
+    text = _URL.sub(r"\1/<redacted>", text)
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def failure_reason(error: BaseException) -> str:
+    """What the audit, the output and the log say about a failure: a ResponderError's own message (responders
+    keep secrets out of it), anything else by its type and a scrubbed message, never a traceback."""
+    if isinstance(error, ResponderError):
+        return scrub(str(error))
+    return scrub(f"internal error: {type(error).__name__}: {error}")[:500]
+
+
+def _notification_key(key: str, actions: list[dict[str, Any]]) -> str:
+    """A notification is keyed by the incident and its severity (the planner) and by the actions that wait for
+    approval: a new one is told, a context signal is not."""
+    waiting = sorted(a["id"] for a in actions if a["status"] == Status.PENDING_APPROVAL.value)
+    if not waiting:
+        return key
+    return f"{key}|approval:{hashlib.sha256(' '.join(waiting).encode()).hexdigest()[:16]}"
+
+
 def _refusal(record: AuditRecord, wanted: Status, verb: str) -> str:
     """Why `cordon approve` or `cordon rollback` will not act on this record, and what to do instead."""
     where = f"action {record.id} ({record.responder} on {record.target['id']})"
@@ -550,11 +616,15 @@ def _first_error(error: ValidationError) -> str:
 
 
 def _key_owner(ctx: ActionContext, access_key_id: str) -> str | None:
+    """The ARN of the user who owns the key; None for a key of no IAM user. Any error that leaves the owner
+    unknown (AccessDenied, throttling past the retries) raises: the caller denies the action."""
     iam = ctx.client("iam")
     try:
         user = aws.call(iam.get_access_key_last_used, AccessKeyId=access_key_id).get("UserName")
-    except ResponderError:
-        return None  # unknown key: the responder itself reports it
+    except ResponderError as error:
+        if error.code == "NoSuchEntity":
+            return None  # a key of no IAM user: the responder itself refuses it
+        raise
     if not user:
         return None
     account = str(aws.call(ctx.client("sts").get_caller_identity)["Account"])

@@ -194,7 +194,8 @@ class Throttle(Responder):
                 f"{api.arn} {state['scope']} throttle changed since Cordon set it (now {state['throttle']}): "
                 "not overwriting that change"
             )
-        prior = after["prior"]
+        # `before` first: the limits before the first attempt. A retry's `prior` may be its own throttle.
+        prior = before["throttle"] if "throttle" in before else after["prior"]
         if prior == state["throttle"]:
             return state  # nothing to restore (the limits were already this tight)
         patch = stage_restore_patch(prior) if state["scope"] == "stage" else usage_plan_restore_patch(prior)
@@ -269,7 +270,9 @@ class DisableApiKey(Responder):
     ) -> State:
         key_id = self._key_id(ctx, target)
         state = _key_state(ctx, key_id)
-        if not after.get("disabled_by_cordon") or state["enabled"]:
+        # `before` first: enabled before the first attempt. A retry's `disabled_by_cordon` is False after a partial one.
+        disabled_by_cordon = before["enabled"] if "enabled" in before else after.get("disabled_by_cordon")
+        if not disabled_by_cordon or state["enabled"]:
             return state
         _set_enabled(ctx, key_id, enabled=True)
         final = _key_state(ctx, key_id)

@@ -89,10 +89,17 @@ class Responder(ABC):
     def apply(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State) -> State:
         """Make the change (idempotently), re-read, verify, and return the state after."""
 
+    def holds(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, state: State) -> bool:
+        """Whether `state` (read after `apply` failed) shows the change made: a 500 or a lost reply after AWS
+        applied it. The runner then records the action applied, which is true. Default: cannot tell (False)."""
+        return False
+
     def rollback(
         self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State
     ) -> State:
-        """Undo what `apply` did, restoring `before`; return the state after the rollback."""
+        """Undo what `apply` did, restoring `before` (the state before the first attempt, as the runner recorded
+        it: prefer it over anything `apply` noted in `after`, which a retry read after a partial first attempt);
+        return the state after the rollback."""
         raise ResponderError(f"{self.name} cannot be rolled back")
 
 

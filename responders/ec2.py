@@ -216,7 +216,8 @@ class IsolateInstance(Responder):
     def rollback(
         self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State
     ) -> State:
-        previous = after.get("previous") or _restorable(before)
+        # `before` first: the state before the first attempt. A retry's `previous` may be half isolated already.
+        previous = _restorable(before) if before.get("network_interfaces") is not None else after["previous"]
         ec2 = ctx.client("ec2")
         instance_id = parse_instance(target)
         current = self.read_state(ctx, target, params)

@@ -242,8 +242,12 @@ class DeactivateAccessKey(Responder):
         self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State
     ) -> State:
         current = self.read_state(ctx, target, params)
-        self._set(ctx, current, str(after.get("previous_status", before["status"])))
+        # `before` first: the state before the first attempt. A retry's `previous_status` may be the half-done one.
+        self._set(ctx, current, str(before.get("status", after.get("previous_status"))))
         return self.read_state(ctx, target, params)
+
+    def holds(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, state: State) -> bool:
+        return state.get("status") == "Inactive"
 
     def _set(self, ctx: ActionContext, current: State, status: str) -> None:
         if current["status"] == status:
@@ -296,10 +300,15 @@ class _InlineDenyPolicy(Responder):
     ) -> State:
         principal = resolve_principal(ctx, target)
         iam = ctx.client("iam")
-        previous = after["previous_policy"] if "previous_policy" in after else before["policy"]
+        # `before` first: the state before the first attempt. A retry's `previous_policy` may be its own deny.
+        previous = before["policy"] if "policy" in before else after["previous_policy"]
         if get_inline_policy(iam, principal, self.policy_name) != previous:
             set_inline_policy(iam, principal, self.policy_name, previous)
         return self._verify(iam, principal, previous)
+
+    def holds(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, state: State) -> bool:
+        principal = resolve_principal(ctx, target)
+        return state.get("policy") == self.document(ctx, principal, params, before.get("policy"))
 
     def _verify(self, iam: Any, principal: Principal, wanted: dict[str, Any] | None) -> State:
         policy = get_inline_policy(iam, principal, self.policy_name)

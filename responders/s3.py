@@ -151,7 +151,9 @@ class DenyPrincipal(Responder):
     ) -> State:
         s3 = ctx.client("s3")
         for bucket, applied in after["buckets"].items():
-            previous = applied.get("previous_policy", before["buckets"].get(bucket, {}).get("policy"))
+            # `before` first: the policy before the first attempt. A retry's `previous_policy` may hold our deny.
+            known = before.get("buckets", {})
+            previous = known[bucket].get("policy") if bucket in known else applied.get("previous_policy")
             current = get_policy(s3, bucket)
             if _same(current, applied["policy"]):
                 restored = previous

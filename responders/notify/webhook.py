@@ -62,6 +62,8 @@ def check_url(url: str, where: str) -> str:
         raise ResponderError(f"webhook URL from {where} is not a URL") from None
     if not host:
         raise ResponderError(f"webhook URL from {where} has no host")
+    if any(not ch.isprintable() or ch.isspace() for ch in url.strip()):
+        raise ResponderError(f"webhook URL from {where} contains a space or control character")
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)):
         return url.strip()
     raise ResponderError(f"webhook URL from {where} must be https (http only to a loopback host), not {parts.scheme!r}")
@@ -70,7 +72,10 @@ def check_url(url: str, where: str) -> str:
 def redact(text: str, url: str) -> str:
     """`text` without the URL or the secret part of it (its path and query), whatever quoted it."""
     parts = urlsplit(url)
-    for secret in sorted({url, parts.path, parts.query}, key=len, reverse=True):
+    # As written, and as repr() escapes it (http.client quotes a URL with a control character that way); and each
+    # long path segment alone (a token), whatever cut the URL into pieces.
+    pieces = {url, parts.path, parts.query, *(p for p in parts.path.split("/") if len(p) >= 8)}
+    for secret in sorted(pieces | {repr(p)[1:-1] for p in pieces}, key=len, reverse=True):
         if len(secret) > 1:
             text = text.replace(secret, "<redacted>")
     return text
@@ -128,9 +133,12 @@ def post_json(
             error.close()
             reason = f"{name}: webhook at {host} returned HTTP {status}" + (f": {detail}" if detail else "")
             code, transient = f"HTTP{status}", status == 429 or status >= 500
-        except (OSError, ValueError) as error:  # URLError, timeouts, resets; the reason, never the URL
+        except OSError as error:  # URLError, timeouts, resets: the reason, never the URL
             reason = f"{name}: webhook at {host} unreachable: " + redact(str(getattr(error, "reason", error)), url)
             code, transient = "Connection", True
+        except Exception as error:  # http.client's InvalidURL and the like quote the URL: only the type is told
+            reason = f"{name}: webhook request to {host} refused before sending ({type(error).__name__})"
+            code, transient = type(error).__name__, False
         # Raised out here, not in the except blocks, so no error carries the HTTPError (and its URL) as context.
         if not transient:
             raise ResponderError(reason, permanent=True, code=code)
