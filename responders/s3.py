@@ -78,6 +78,10 @@ def _same(left: str | None, right: str | None) -> bool:
     return (left is None) == (right is None) and (left is None or json.loads(left) == json.loads(cast(str, right)))
 
 
+MAX_POLICY_WRITES = 5
+CONFIRMING_READS = 2
+
+
 # --- AWS I/O (thin) -------------------------------------------------------------------------------------------------
 def get_policy(s3: Any, bucket: str) -> str | None:
     try:
@@ -135,14 +139,26 @@ class DenyPrincipal(Responder):
         s3 = ctx.client("s3")
         buckets: dict[str, Any] = {}
         for bucket in _buckets(params):
-            previous = get_policy(s3, bucket)
             statement = deny_statement(principal, bucket)
-            wanted = merge_statement(previous, statement)
-            if not previous or json.loads(previous) != wanted:
-                set_policy(s3, bucket, json.dumps(wanted))
-            policy = get_policy(s3, bucket)
-            if policy is None or statement not in _statements(json.loads(policy)):
-                raise VerificationError(f"the policy of bucket {bucket} does not deny {principal.arn}")
+            previous = get_policy(s3, bucket)
+            policy = previous
+            # S3 has no conditional PutBucketPolicy: a concurrent writer (another deny) may replace the policy
+            # with its own read-merge-write and erase our statement. So: read, merge, write, and read again
+            # until the statement holds on CONFIRMING_READS reads in a row, within MAX_POLICY_WRITES writes.
+            writes = holding = 0
+            while holding < CONFIRMING_READS:
+                if policy is not None and statement in _statements(json.loads(policy)):
+                    holding += 1
+                else:
+                    if writes == MAX_POLICY_WRITES:
+                        raise VerificationError(
+                            f"the policy of bucket {bucket} does not deny {principal.arn} after {writes} writes"
+                            " (another writer keeps replacing it)",
+                            permanent=False,
+                        )
+                    set_policy(s3, bucket, json.dumps(merge_statement(policy, statement)))
+                    writes, holding = writes + 1, 0
+                policy = get_policy(s3, bucket)
             buckets[bucket] = {"policy": policy, "previous_policy": previous}
         return {"principal": principal.arn, "sid": deny_sid(principal.arn), "buckets": buckets}
 

@@ -272,3 +272,43 @@ def test_plan_keys_name_the_playbook_and_mode(aws, tmp_path) -> None:
     plans = plan_incident(world.incident, world.playbooks, RESPONDERS, world.config.site, "us-east-1")
     assert plans[0].key == f"inc-1|contain|enforce|deactivate-key|{world.key}"
     assert ACCOUNT in plans[1].key
+
+
+# --- s3.deny-principal against a concurrent writer ---------------------------------------------------------------
+def test_deny_principal_reapplies_when_a_concurrent_writer_erases_its_statement(aws, monkeypatch) -> None:
+    import json
+
+    from responders.base import ActionContext, Target
+    from responders.s3 import DenyPrincipal, DenyPrincipalParams
+
+    # GIVEN a bucket whose policy another writer replaces, from the policy it read before ours, right after our
+    # first write (a lost update: S3 has no conditional PutBucketPolicy)
+    iam, s3 = aws.client("iam"), aws.client("s3")
+    arn = iam.create_role(RoleName="thief", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    s3.create_bucket(Bucket="ml-data")
+    theirs = {
+        "Sid": "Other",
+        "Effect": "Deny",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "s3:DeleteBucket",
+        "Resource": "arn:aws:s3:::ml-data",
+    }
+    original = botocore.client.BaseClient._make_api_call
+    raced: list[str] = []
+
+    def patched(client: Any, name: str, params: dict[str, Any]) -> Any:
+        result = original(client, name, params)
+        if name == "PutBucketPolicy" and not raced:
+            raced.append(params["Policy"])
+            stale = json.dumps({"Version": "2012-10-17", "Statement": [theirs]})
+            original(client, name, {"Bucket": "ml-data", "Policy": stale})
+        return result
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", patched)
+    ctx = ActionContext(session=aws, incident={"id": "inc-1"})
+    params = DenyPrincipalParams(buckets=["ml-data"])
+    # WHEN the deny is applied
+    after = DenyPrincipal().apply(ctx, Target("principal", arn), params, {})
+    # THEN our statement holds in the end, beside the other writer's
+    final = json.loads(s3.get_bucket_policy(Bucket="ml-data")["Policy"])
+    assert raced and {s["Sid"] for s in final["Statement"]} == {"Other", after["sid"]}
