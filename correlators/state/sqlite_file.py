@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import time
 from collections.abc import Collection
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from correlators.errors import StateError
 CORDON_TABLES = frozenset(
     {"meta", "signals", "signal_partitions", "events_seen", "incidents", "links", "members", "actions", "audit"}
 )
+JUST_CREATED_SECONDS = 10.0
 _ASIDE = "move it aside (or pass another --state) to start a new state, or restore it from a backup"
 
 
@@ -39,12 +41,14 @@ def check_state_file(path: str | Path) -> None:
     if not file.exists():
         return
     info = file.stat()
-    if info.st_size == 0:
+    # SQLite creates a file empty and writes its header with the first transaction: a file created a moment ago by
+    # another opener (a second thread or process on a new state file) is empty for that moment, and is not damage.
+    if info.st_size == 0 and time.time() - info.st_mtime > JUST_CREATED_SECONDS:
         raise StateError(f"state file {file} is empty (0 bytes), not a Cordon state database: {_ASIDE}")
     if not info.st_mode & stat.S_IWUSR:
         raise StateError(f"state file {file} is read-only: make it writable (chmod u+w {file}) or pass another --state")
     try:
-        db = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
+        db = sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=30)
         try:
             problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(5)").fetchall()]
             tables = {str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

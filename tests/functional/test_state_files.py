@@ -71,6 +71,7 @@ def directory(path: Path) -> None:
 
 def empty(path: Path) -> None:
     path.write_bytes(b"")
+    os.utime(path, (1_700_000_000, 1_700_000_000))  # left empty long ago, not being created right now
 
 
 CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
