@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from cordon.playbooks.model import Mode, OnError, Playbook
+from cordon.playbooks.model import Mode, Notification, OnError, Playbook, Step
 from correlators.model import Severity
 from responders.base import Responder, Target
 
@@ -63,58 +64,106 @@ def plan_incident(
         if not triggered(playbook, incident):
             continue
         for step in playbook.steps:
-            when, when_problem = _search("when", step.when, root)
-            if step.when is not None and when_problem is None and not _truthy(when):
-                continue
-            spec = responders[step.responder]
-            planned = (
-                [(Target(type="unknown", id=incident["id"]), when_problem)]
-                if when_problem is not None
-                else _targets(step.target, root, spec.target_types, default_region)
+            actions += _guarded(
+                playbook, step, incident, partial(_plan_step, playbook, step, root, responders, default_region)
             )
-            for target, problem in planned:
-                params, bind_problem = _bind(step.params, step.bind, root)
-                actions.append(
-                    PlannedAction(
-                        playbook=playbook.name,
-                        step=step.name,
-                        responder=step.responder,
-                        target=target,
-                        params=params,
-                        mode=step.mode or playbook.mode,
-                        on_error=step.on_error,
-                        key=_key(
-                            incident["id"], playbook.name, (step.mode or playbook.mode).value, step.name, target.id
-                        ),
-                        problem=problem or bind_problem,
-                    )
-                )
         for notification in playbook.notify:
-            when, when_problem = _search("when", notification.when, root)
-            if notification.when is not None and when_problem is None and not _truthy(when):
-                continue
-            params, problem = _bind(notification.params, notification.bind, root)
-            problem = when_problem or problem
-            # Told when the incident is created and when its severity changes, not for every context signal
-            # (the runner adds the actions waiting for approval, so a new one is told too).
-            version = str(incident["severity"])
-            step_name = f"notify:{notification.responder}"
-            actions.append(
-                PlannedAction(
-                    playbook=playbook.name,
-                    step=step_name,
-                    responder=notification.responder,
-                    target=Target(type="incident", id=incident["id"], region=default_region),
-                    params=params,
-                    mode=Mode.ENFORCE,  # telling people is never held back by the playbook's mode
-                    on_error=OnError.CONTINUE,
-                    # Two playbooks alerting the same channel about the same incident version alert once.
-                    key=_key(incident["id"], step_name, _digest(json.dumps(params, sort_keys=True)), version),
-                    notification=True,
-                    problem=problem,
-                )
+            actions += _guarded(
+                playbook,
+                notification,
+                incident,
+                partial(_plan_notification, playbook, notification, root, default_region),
             )
     return actions
+
+
+def _guarded(
+    playbook: Playbook, step: Notification, incident: Mapping[str, Any], plan: Callable[[], list[PlannedAction]]
+) -> list[PlannedAction]:
+    """A step whose planning fails for any reason (data the expressions did not expect) becomes one action that
+    must not run, with the reason: the executor records it denied, and the other steps and incidents go on."""
+    try:
+        return plan()
+    except Exception as error:
+        name = step.name if isinstance(step, Step) else f"notify:{step.responder}"
+        reason = f"planning failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        return [
+            PlannedAction(
+                playbook=playbook.name,
+                step=name,
+                responder=step.responder,
+                target=Target(type="unknown", id=str(incident["id"])),
+                params={},
+                mode=(step.mode if isinstance(step, Step) else None) or playbook.mode,
+                on_error=step.on_error if isinstance(step, Step) else OnError.CONTINUE,
+                key=_key(str(incident["id"]), playbook.name, name, "planning-failed"),
+                problem=reason,
+            )
+        ]
+
+
+def _plan_step(
+    playbook: Playbook,
+    step: Step,
+    root: Mapping[str, Any],
+    responders: Mapping[str, type[Responder]],
+    default_region: str,
+) -> list[PlannedAction]:
+    actions: list[PlannedAction] = []
+    when, when_problem = _search("when", step.when, root)
+    if step.when is not None and when_problem is None and not _truthy(when):
+        return actions
+    spec = responders[step.responder]
+    planned = (
+        [(Target(type="unknown", id=root["id"]), when_problem)]
+        if when_problem is not None
+        else _targets(step.target, root, spec.target_types, default_region)
+    )
+    for target, problem in planned:
+        params, bind_problem = _bind(step.params, step.bind, root)
+        actions.append(
+            PlannedAction(
+                playbook=playbook.name,
+                step=step.name,
+                responder=step.responder,
+                target=target,
+                params=params,
+                mode=step.mode or playbook.mode,
+                on_error=step.on_error,
+                key=_key(root["id"], playbook.name, (step.mode or playbook.mode).value, step.name, target.id),
+                problem=problem or bind_problem,
+            )
+        )
+    return actions
+
+
+def _plan_notification(
+    playbook: Playbook, notification: Notification, root: Mapping[str, Any], default_region: str
+) -> list[PlannedAction]:
+    when, when_problem = _search("when", notification.when, root)
+    if notification.when is not None and when_problem is None and not _truthy(when):
+        return []
+    params, problem = _bind(notification.params, notification.bind, root)
+    problem = when_problem or problem
+    # Told when the incident is created and when its severity changes, not for every context signal
+    # (the runner adds the actions waiting for approval, so a new one is told too).
+    version = str(root["severity"])
+    step_name = f"notify:{notification.responder}"
+    return [
+        PlannedAction(
+            playbook=playbook.name,
+            step=step_name,
+            responder=notification.responder,
+            target=Target(type="incident", id=root["id"], region=default_region),
+            params=params,
+            mode=Mode.ENFORCE,  # telling people is never held back by the playbook's mode
+            on_error=OnError.CONTINUE,
+            # Two playbooks alerting the same channel about the same incident version alert once.
+            key=_key(root["id"], step_name, _digest(json.dumps(params, sort_keys=True)), version),
+            notification=True,
+            problem=problem,
+        )
+    ]
 
 
 def _search(role: str, expression: str | None, root: Mapping[str, Any]) -> tuple[Any, str | None]:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from cordon.cli import main
+from cordon.playbooks import plan as plan_module
 from cordon.playbooks.loader import load_playbooks
 from cordon.playbooks.plan import plan_incident
 from cordon.validate import validate
@@ -372,3 +373,24 @@ def test_replay_with_an_expression_failing_on_data_denies_that_step_and_goes_on(
     assert all("failed on this incident" in action["reason"] for action in broken)
     assert any(action["playbook"] == "broken" and action["step"] == "second" for action in actions)
     assert sum(action["status"] == "planned" for action in actions) >= 5
+
+
+def test_any_other_planning_failure_fails_only_its_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a step whose planning raises something no expression check anticipates
+    path = _write(tmp_path, "playbook.yaml", PLAYBOOK.format(target="entities[?type=='principal'].id"))
+    playbooks, _ = load_playbooks([path], RESPONDERS, {"r1"})
+    targets = plan_module._targets
+    calls = iter([RuntimeError("unexpected shape\nsecond line"), None])
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        error = next(calls)
+        if error is not None:
+            raise error
+        return targets(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "_targets", flaky)
+    # WHEN the incident is planned
+    first, second = plan_incident(INCIDENT, playbooks, RESPONDERS, {}, "us-east-1")
+    # THEN that step is one action that must not run, with the reason; the next step is planned as usual
+    assert (first.step, first.problem) == ("first", "planning failed: RuntimeError: unexpected shape")
+    assert (second.step, second.problem) == ("second", None)
