@@ -236,7 +236,10 @@ class Executor:
         actions: list[dict[str, Any]] = []
         stopped: set[str] = set()
         keys: set[str] = set()
-        for plan in plans:
+        # Changes first, then notifications: every alert tells the whole incident's actions (two playbooks on one
+        # incident send one alert per channel, not one per playbook with half of the actions in it).
+        ordered = [p for p in plans if not p.notification] + [p for p in plans if p.notification]
+        for plan in ordered:
             if plan.notification:
                 plan = replace(plan, key=_notification_key(plan.key, actions))
             if plan.key in keys:  # asked twice for the same thing (a channel told by two playbooks)

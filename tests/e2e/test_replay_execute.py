@@ -40,6 +40,18 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         moto.stop()
 
 
+def _inbox(ml: Any) -> list[dict[str, Any]]:
+    """The incidents the SOC inbox queue (subscribed to the alert topic) received, one per SNS message."""
+    sqs = ml.client("sqs")
+    received = []
+    while messages := sqs.receive_message(QueueUrl=ml.alerts_queue_url, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            received.append(json.loads(envelope["Message"]) if "Message" in envelope else envelope)
+            sqs.delete_message(QueueUrl=ml.alerts_queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return received
+
+
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
     code = main(list(args))
     out = capsys.readouterr().out
@@ -85,6 +97,12 @@ def test_replay_execute_contains_the_attack_and_a_second_replay_applies_nothing(
     assert list(keys.values()) == ["Active"]  # the contractor's other key is untouched
     assert "cordon-revoke-older-sessions" in iam.list_role_policies(RoleName="ml-training-role")["PolicyNames"]
     assert ml.client("sagemaker").list_tags(ResourceArn=endpoint)["Tags"] == []
+    # AND the SOC hears once per incident, though two playbooks (credentials, endpoint) alert on the critical one,
+    # and the critical alert lists both actions waiting for approval
+    alerts = _inbox(ml)
+    assert sorted(a["severity"] for a in alerts) == ["critical", "high"]
+    critical = next(a for a in alerts if a["severity"] == "critical")
+    assert "pending_approval" in json.dumps(critical)
     audit_before = _cli(capsys, "audit", "--state", state, "--output", "json")
 
     # WHEN the same events are replayed again into the same state
