@@ -52,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("action_id", metavar="ACTION_ID")
         command.add_argument("--state", default=DEFAULT_STATE, help=STATE_HELP)
         _common(command)
+
+    retry = commands.add_parser(
+        "retry", help="attempt failed actions again, once each (by default those that failed for a transient reason)"
+    )
+    retry.add_argument("action_ids", nargs="*", metavar="ACTION_ID", help="these actions (default: all that fit)")
+    retry.add_argument("--state", default=DEFAULT_STATE, help=STATE_HELP + " (&state=STATE_TABLE for notifications)")
+    retry.add_argument("--incident", help="only this incident's actions")
+    retry.add_argument(
+        "--include-permanent",
+        action="store_true",
+        help="also actions that failed for a permanent reason (AccessDenied, NotFound): once the cause is fixed",
+    )
+    _common(retry)
     return parser
 
 
@@ -141,6 +154,36 @@ def _act(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK if record.status.value in {"applied", "rolled_back"} else EXIT_INTERNAL
 
 
+def _retry(args: argparse.Namespace, config: Config) -> int:
+    from cordon.execute import Executor, SessionFactory
+    from cordon.respond import audit_log_for, retry_candidates, stored_incident
+    from responders.catalog import builtin_responders
+
+    audit = audit_log_for(args.state, args.endpoint_url)
+    sessions = SessionFactory(args.endpoint_url, config.execution.assume_role_name)
+    executor = Executor(config, audit, builtin_responders(), sessions=sessions)
+    failed = 0
+    try:
+        chosen = retry_candidates(audit, args.action_ids, args.incident, include_permanent=args.include_permanent)
+        if not chosen:
+            print("nothing to retry: no failed action fits (cordon audit lists them)")
+        for record in chosen:
+            try:
+                incident = stored_incident(args.state, args.endpoint_url, record.incident_id)
+                outcome = executor.retry(record.id, incident)
+            except CordonError as error:  # refused (taken by another retry meanwhile, ...): the others go on
+                print(f"{record.id} {record.responder} {record.target['id']}: not retried: {error}")
+                failed += 1
+                continue
+            print(f"{outcome.id} {outcome.responder} {outcome.target['id']}: {outcome.status.value}")
+            if outcome.reason:
+                print(f"  {outcome.reason}")
+            failed += outcome.status.value == "failed"
+    finally:
+        audit.close()
+    return EXIT_INTERNAL if failed else EXIT_OK
+
+
 def _console() -> Console:
     console = Console()
     # Piped into a file or a CI log, rich falls back to 80 columns, which folds every ARN: use a readable width.
@@ -162,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         if args.command == "replay":
             return _replay(args, config)
+        if args.command == "retry":
+            return _retry(args, config)
         return _act(args, config)
     except (InputError, StateError) as error:
         print(f"cordon: {error}", file=sys.stderr)

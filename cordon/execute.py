@@ -103,7 +103,7 @@ class SessionFactory:
 
     def parameter(self, name: str) -> str | None:
         """An SSM parameter of the caller's account (the kill switch), None when it does not exist."""
-        ssm = self._base.client("ssm", endpoint_url=self.endpoint_url)
+        ssm = self._base.client("ssm", endpoint_url=self.endpoint_url, config=aws.CLIENT_CONFIG)
         try:
             return str(aws.call(ssm.get_parameter, Name=name)["Parameter"]["Value"])
         except ResponderError as error:
@@ -114,7 +114,7 @@ class SessionFactory:
     def caller_account(self) -> str:
         with self._lock:
             if self._caller_account is None:
-                sts = self._base.client("sts", endpoint_url=self.endpoint_url)
+                sts = self._base.client("sts", endpoint_url=self.endpoint_url, config=aws.CLIENT_CONFIG)
                 self._caller_account = str(aws.call(sts.get_caller_identity)["Account"])
             return self._caller_account
 
@@ -128,7 +128,7 @@ class SessionFactory:
             cached = self._assumed.get((account, region))
             if cached is not None and self._clock() < cached[1] - REFRESH_BEFORE_EXPIRY:
                 return cached[0]
-            sts = self._base.client("sts", region_name=region, endpoint_url=self.endpoint_url)
+            sts = self._base.client("sts", region_name=region, endpoint_url=self.endpoint_url, config=aws.CLIENT_CONFIG)
             arn = role_arn(self.partition(region), account, self._role_name)
             credentials = aws.call(sts.assume_role, RoleArn=arn, RoleSessionName="cordon-responder")["Credentials"]
             self.assumed_count += 1
@@ -170,6 +170,7 @@ class Decision:
 
     status: Status
     reason: str | None = None
+    transient: bool = False  # a failure worth retrying later
 
 
 @dataclass
@@ -313,7 +314,8 @@ class Executor:
             reason = failure_reason(error)
             log.warning("action %s (%s) failed: %s", attempt.record.id, attempt.record.responder, reason)
             before = attempt.record.before or attempt.current or {}
-            return self._finish(attempt, Decision(Status.FAILED, reason), before=before)
+            transient = isinstance(error, ResponderError) and not error.permanent
+            return self._finish(attempt, Decision(Status.FAILED, reason, transient), before=before)
 
     def _apply(self, attempt: _Attempt) -> AuditRecord:
         assert attempt.responder is not None and attempt.params is not None and attempt.ctx is not None
@@ -463,6 +465,39 @@ class Executor:
         )
         return self._carry_out(attempt)
 
+    def retry(self, action_id: str, incident: dict[str, Any] | None = None) -> AuditRecord:
+        """Attempt one failed action again, once, through the same claim and every guard: two retries at once
+        apply it once. The step's own mode holds (an approval step goes back to waiting for a person), the state
+        before the first attempt stays what rollback restores, and a notification tells `incident` (its document
+        and actions as the audit has them now)."""
+        record = self._require(action_id, Status.FAILED, "retry")
+        notification = record.responder.startswith("notify.")
+        if notification and incident is None:
+            raise ActionRefusedError(
+                f"action {action_id} ({record.responder}) tells incident {record.incident_id}, which is not in this"
+                " state: nothing was sent"
+            )
+        claim = self._audit.claim(
+            record.key,
+            record.model_copy(update={"reason": None, "transient": False}),
+            self._lease,
+            now=self._clock(),
+            takes_over=frozenset({Status.FAILED}),
+        )
+        if claim.token is None:
+            raise ActionRefusedError(_refusal(claim.record, Status.FAILED, "retry"))
+        mode = Mode(record.mode)
+        actions = [r.as_action() for r in self._audit.records(record.incident_id) if r.id != record.id]
+        attempt = _Attempt(
+            record=claim.record,
+            token=claim.token,
+            incident={**(incident or {"id": record.incident_id}), "actions": actions},
+            mode=mode,
+            effective=mode if notification else capped(mode, self.max_mode),
+            notification=notification,
+        )
+        return self._carry_out(attempt)
+
     def rollback(self, action_id: str) -> AuditRecord:
         """Undo an applied action with its responder, from the before and after state the audit kept."""
         record = self._require(action_id, Status.APPLIED, "roll back")
@@ -539,7 +574,9 @@ class Executor:
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
     ) -> AuditRecord:
-        return self._write(attempt.record, attempt.token, decision.status, decision.reason, before, after)
+        return self._write(
+            attempt.record, attempt.token, decision.status, decision.reason, before, after, decision.transient
+        )
 
     def _write(
         self,
@@ -549,6 +586,7 @@ class Executor:
         reason: str | None = None,
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
+        transient: bool = False,
     ) -> AuditRecord:
         """The outcome, written only while the claim `token` still holds the record."""
         now = self._clock()
@@ -556,6 +594,7 @@ class Executor:
             update={
                 "status": status,
                 "reason": reason,
+                "transient": transient and status is Status.FAILED,
                 "before": before if before is not None else record.before,
                 "after": after if after is not None else record.after,
                 "updated_at": now,
@@ -595,7 +634,7 @@ def _notification_key(key: str, actions: list[dict[str, Any]]) -> str:
 
 
 def _refusal(record: AuditRecord, wanted: Status, verb: str) -> str:
-    """Why `cordon approve` or `cordon rollback` will not act on this record, and what to do instead."""
+    """Why `cordon approve`, `retry` or `rollback` will not act on this record, and what to do instead."""
     where = f"action {record.id} ({record.responder} on {record.target['id']})"
     if record.status is Status.IN_PROGRESS:
         until = f" until {record.lease_until:%Y-%m-%d %H:%M:%S} UTC" if record.lease_until else ""
@@ -606,6 +645,8 @@ def _refusal(record: AuditRecord, wanted: Status, verb: str) -> str:
         return f"{where} was rolled back: it is not applied again; nothing was done"
     if record.status is Status.APPLIED and verb == "approve":
         return f"{where} is already applied: nothing to approve"
+    if wanted is Status.FAILED:
+        return f"{where} is {record.status.value}, not failed: only a failed action is retried; nothing was done"
     if wanted is Status.APPLIED:
         return f"{where} is {record.status.value}, not applied: nothing to roll back"
     return (

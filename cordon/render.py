@@ -124,6 +124,8 @@ def render_audit(records: list[AuditRecord], console: Console) -> None:
         table.add_column(column, overflow="fold")
     for record in records:
         status = Text(record.status.value, style=_STATUS_STYLE.get(record.status.value, ""))
+        if record.transient:
+            status.append(" (transient: cordon retry)", "dim")
         if record.reason:
             status.append("\n")
             status.append_text(plain(record.reason, "dim"))

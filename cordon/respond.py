@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cordon.audit import AuditLog, MemoryAuditLog, SqliteAuditLog
+from cordon.audit import AuditLog, AuditRecord, MemoryAuditLog, SqliteAuditLog, Status
 from cordon.execute import Executor, SessionFactory
 from cordon.playbooks.loader import load_playbooks
 from cordon.playbooks.model import Mode, Playbook
 from cordon.playbooks.plan import plan_incident
 from correlators.config import Config
 from correlators.detect import IMPLICIT_RULES
-from correlators.errors import StateError
+from correlators.errors import InputError, StateError
 from correlators.sigma.rules import RuleSet
 from correlators.state import sqlite_path
 from responders.base import Responder
@@ -73,6 +73,40 @@ def _dynamodb_audit(state_url: str, endpoint_url: str | None) -> AuditLog:
         "dynamodb", endpoint_url=endpoint_url, config=BotocoreConfig(retries={"mode": "standard"})
     )
     return DynamoDBAuditLog(client, query["audit"][0])
+
+
+def retry_candidates(
+    audit: AuditLog, action_ids: Sequence[str], incident_id: str | None, *, include_permanent: bool
+) -> list[AuditRecord]:
+    """The failed actions `cordon retry` attempts: those named (each must exist), else every failed one of the
+    audit (or of one incident) that failed for a transient reason, or for any reason with `include_permanent`."""
+    if action_ids:
+        named = [(action_id, audit.get(action_id)) for action_id in action_ids]
+        missing = [action_id for action_id, record in named if record is None]
+        if missing:
+            raise InputError(f"no action {', '.join(missing)} in the audit log")
+        return [record for _, record in named if record is not None]
+    return [
+        record
+        for record in audit.records(incident_id)
+        if record.status is Status.FAILED and (record.transient or include_permanent)
+    ]
+
+
+def stored_incident(state_url: str, endpoint_url: str | None, incident_id: str) -> dict[str, Any] | None:
+    """The incident as a notification tells it, from the correlation state beside the audit (the SQLite file, or
+    the stack's state table); None where this state URL holds no incidents (an audit-only DynamoDB URL)."""
+    if state_url.startswith("dynamodb://") and "state=" not in state_url:
+        return None
+    from cordon.replay import incident_json
+    from cordon.stores import open_state
+
+    store = open_state(state_url, endpoint_url)
+    try:
+        incident = store.get_incident(incident_id)
+    finally:
+        store.close()
+    return incident_json(incident) if incident else None
 
 
 @dataclass

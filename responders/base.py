@@ -56,9 +56,20 @@ class ActionContext:
     endpoint_url: str | None = None  # e.g. a moto server; None for real AWS
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     settings: dict[str, Any] = field(default_factory=dict)  # site config values some responders need
+    _clients: dict[tuple[str, str | None], Any] = field(default_factory=dict, repr=False)
 
-    def client(self, service: str) -> Any:
-        return self.session.client(service, endpoint_url=self.endpoint_url)
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A client of the target's session (in `region` if given), made once per action, with botocore's
+        retries configured (`responders.aws.CLIENT_CONFIG`)."""
+        from responders.aws import CLIENT_CONFIG  # aws.py raises this module's errors
+
+        made = self._clients.get((service, region))
+        if made is None:
+            made = self.session.client(
+                service, region_name=region, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG
+            )
+            self._clients[(service, region)] = made
+        return made
 
 
 class ResponderError(CordonError):

@@ -62,7 +62,7 @@ def without_address(ip_set: dict[str, Any], cidr: str) -> list[str] | None:
 
 def _client(ctx: ActionContext, scope: str) -> Any:
     if scope == "CLOUDFRONT":  # CloudFront-scoped WAF resources live in us-east-1 whatever the session's region
-        return ctx.session.client("wafv2", region_name="us-east-1", endpoint_url=ctx.endpoint_url)
+        return ctx.client("wafv2", region="us-east-1")
     return ctx.client("wafv2")
 
 
@@ -76,12 +76,15 @@ def _ip_set(waf: Any, params: BlockIpParams) -> dict[str, Any]:
     return dict(call(waf.get_ip_set, Name=params.ip_set_name, Scope=params.scope, Id=params.ip_set_id)["IPSet"])
 
 
+LOCK_CONFLICT_ATTEMPTS = 5
+
+
 def _rewrite(waf: Any, params: BlockIpParams, change: Callable[[dict[str, Any]], list[str] | None]) -> bool:
     """Read, change and write the IP set's addresses under its lock token; True if anything was written.
 
-    The whole read-change-write is the unit `call` retries: a WAFOptimisticLockException (someone else wrote the
-    set since our read; transient in `responders.aws`) re-reads the set and its new token instead of resending a
-    stale one. `call` bounds it to its attempts, with backoff.
+    The whole read-change-write is the unit retried here, a bounded number of times: a WAFOptimisticLockException
+    (someone else wrote the set since our read) re-reads the set and its new token instead of resending a stale
+    one. botocore cannot do this for us: its retries resend the same request, stale token and all.
     """
     ident = {"Name": params.ip_set_name, "Scope": params.scope, "Id": params.ip_set_id}
 
@@ -96,7 +99,13 @@ def _rewrite(waf: Any, params: BlockIpParams, change: Callable[[dict[str, Any]],
         waf.update_ip_set(**ident, Addresses=addresses, LockToken=answer["LockToken"], **description)
         return True
 
-    return bool(call(update_ip_set))
+    for attempt in range(1, LOCK_CONFLICT_ATTEMPTS + 1):
+        try:
+            return bool(call(update_ip_set))
+        except ResponderError as error:
+            if error.code != "WAFOptimisticLockException" or attempt == LOCK_CONFLICT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 @responder("wafv2.block-ip")

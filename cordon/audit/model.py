@@ -60,6 +60,9 @@ class AuditRecord(BaseModel):
     mode: str
     status: Status
     reason: str | None = None  # why denied, skipped or failed
+    # Failed for a reason that may pass (throttled or unavailable past botocore's retries, a connection lost, a
+    # concurrent writer): `cordon retry` takes these; a permanent failure (AccessDenied, NotFound) needs a fix first.
+    transient: bool = False
     before: dict[str, Any] = Field(default_factory=dict)
     after: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime

@@ -49,7 +49,6 @@ def _error(code: str, status: int, operation: str) -> ClientError:
 @pytest.mark.parametrize("code", ["AccessDenied", "Throttling"])
 def test_an_unreadable_key_owner_denies_the_action(aws, tmp_path, monkeypatch, code) -> None:
     # GIVEN mallory is protected by tag, and the owner of her key cannot be read
-    monkeypatch.setattr("responders.aws.BASE_DELAY_SECONDS", 0.0)
     world = World(aws, tmp_path)
     world.iam.tag_user(UserName="mallory", Tags=[{"Key": "cordon:protected", "Value": "true"}])
     _fault(
@@ -153,7 +152,6 @@ def test_a_change_that_took_before_a_500_is_recorded_applied(aws, tmp_path, monk
         call()
         raise _error("InternalError", 500, "UpdateAccessKey")
 
-    monkeypatch.setattr("responders.aws.BASE_DELAY_SECONDS", 0.0)
     _fault(monkeypatch, "UpdateAccessKey", applied_then_500)
     # WHEN the playbook runs
     actions = world.run()

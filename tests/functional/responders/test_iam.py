@@ -8,10 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from botocore.stub import Stubber
 from pydantic import ValidationError
 
-import responders.aws
 from responders.base import ResponderError, Target, get_responder
 from responders.iam import QuarantineParams, RevokeSessions
 
@@ -112,44 +110,6 @@ def test_deactivate_access_key_unknown_key_is_a_permanent_error(aws: Any, make_c
 def test_deactivate_access_key_takes_no_params() -> None:
     with pytest.raises(ValidationError, match="user_name"):
         get_responder("iam.deactivate-access-key").Params.model_validate({"user_name": "alice"})
-
-
-class _Clients:
-    """A stand-in session that hands out prepared clients (for Stubber tests)."""
-
-    def __init__(self, **clients: Any) -> None:
-        self._clients = clients
-
-    def client(self, service: str, endpoint_url: str | None = None) -> Any:
-        return self._clients[service]
-
-
-def test_throttling_is_retried(aws: Any, make_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # moto cannot throttle, so Stubber plays IAM here; Stubber answers before botocore's own retries, so what
-    # retries the Throttling error is responders.aws.call.
-    monkeypatch.setattr(responders.aws, "BASE_DELAY_SECONDS", 0.0)
-    iam = aws.client("iam")
-    key, user = "AKIAEXAMPLEEXAMPLE12", {"UserName": "alice"}
-
-    def keys(status: str) -> dict[str, Any]:
-        return {"AccessKeyMetadata": [{"AccessKeyId": key, "Status": status, **user}]}
-
-    update = {"UserName": "alice", "AccessKeyId": key, "Status": "Inactive"}
-    with Stubber(iam) as stub:
-        stub.add_response("get_access_key_last_used", user, {"AccessKeyId": key})
-        stub.add_client_error("list_access_keys", "Throttling", "Rate exceeded", 400, expected_params=user)
-        stub.add_response("list_access_keys", keys("Active"), user)
-        stub.add_client_error("update_access_key", "Throttling", "Rate exceeded", 400, expected_params=update)
-        stub.add_client_error("update_access_key", "ThrottlingException", "Rate exceeded", 400, expected_params=update)
-        stub.add_response("update_access_key", {}, update)
-        stub.add_response("list_access_keys", keys("Inactive"), user)
-        stub.add_response("get_access_key_last_used", user, {"AccessKeyId": key})
-        stub.add_response("list_access_keys", keys("Inactive"), user)
-        responder = get_responder("iam.deactivate-access-key")
-        ctx = make_context(_Clients(iam=iam))
-        after = responder.apply(ctx, Target("access_key", key), responder.Params(), {})
-        stub.assert_no_pending_responses()
-    assert after["status"] == "Inactive"
 
 
 # --- iam.revoke-sessions --------------------------------------------------------------------------------------------

@@ -139,7 +139,6 @@ def test_block_ip_gives_up_after_bounded_lock_conflicts(
             Name=params.ip_set_name, Scope="REGIONAL", Id=params.ip_set_id, Addresses=[], LockToken=current["LockToken"]
         )
 
-    monkeypatch.setattr("responders.aws.BASE_DELAY_SECONDS", 0.0)
     aws.events.register("before-call.wafv2.UpdateIPSet", always_race)
 
     with pytest.raises(ResponderError, match=r"^update_ip_set: WAFOptimisticLockException: ") as error:
