@@ -265,6 +265,9 @@ class DisableApiKey(Responder):
             raise VerificationError(f"API key {key_id} is still enabled after UpdateApiKey")
         return after | {"disabled_by_cordon": state["enabled"]}
 
+    def holds(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, state: State) -> bool:
+        return state.get("enabled") is False
+
     def rollback(
         self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State
     ) -> State:

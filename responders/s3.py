@@ -162,6 +162,16 @@ class DenyPrincipal(Responder):
             buckets[bucket] = {"policy": policy, "previous_policy": previous}
         return {"principal": principal.arn, "sid": deny_sid(principal.arn), "buckets": buckets}
 
+    def holds(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, state: State) -> bool:
+        principal = resolve_principal(ctx, target, changes_principal=False)
+        buckets = state.get("buckets", {})
+        return all(
+            bucket in buckets
+            and buckets[bucket].get("policy") is not None
+            and deny_statement(principal, bucket) in _statements(json.loads(buckets[bucket]["policy"]))
+            for bucket in _buckets(params)
+        )
+
     def rollback(
         self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State
     ) -> State:

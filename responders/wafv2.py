@@ -151,14 +151,19 @@ class BlockIp(Responder):
             raise VerificationError(f"{cidr} is not in IP set {p.ip_set_name} after UpdateIPSet")
         return after | {"added_by_cordon": added}
 
+    def holds(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, state: State) -> bool:
+        return bool(state.get("present"))
+
     def rollback(
         self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State
     ) -> State:
         cidr, p = self._cidr(target), _params(params)
-        if after.get("added_by_cordon"):
+        # Read back after a failed call, `after` is a plain state: whether we added it is what `before` says.
+        added = after["added_by_cordon"] if "added_by_cordon" in after else before.get("present") is False
+        if added:
             _rewrite(_client(ctx, p.scope), p, lambda ip_set: without_address(ip_set, cidr))
         final = self.read_state(ctx, target, params)
-        if after.get("added_by_cordon") and final["present"]:
+        if added and final["present"]:
             raise VerificationError(f"{cidr} is still in IP set {p.ip_set_name} after UpdateIPSet")
         return final
 

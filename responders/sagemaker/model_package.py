@@ -80,11 +80,18 @@ class RejectModelPackage(Responder):
             raise VerificationError(f"model package {arn.arn} is {after['status']} after UpdateModelPackage")
         return after | {"restore": {"status": state["status"], "approval_description": state["approval_description"]}}
 
+    def holds(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, state: State) -> bool:
+        ours = _OUR_REJECTION.fullmatch(state.get("approval_description") or "")
+        return state.get("status") == "Rejected" and ours is not None and ours["incident"] == incident_id_of(ctx)
+
     def rollback(
         self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State
     ) -> State:
         arn = resolve_target(self, ctx, target, "model-package")
         state, restore = _model_package_state(ctx, arn), after.get("restore")
+        if "restore" not in after and before.get("status") in {"Approved", "PendingManualApproval"}:
+            # Read back after a failed call, `after` is a plain state: what to restore is what `before` says.
+            restore = {"status": before["status"], "approval_description": before.get("approval_description")}
         if not restore:
             return state
         if state["status"] != "Rejected":

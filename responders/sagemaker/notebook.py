@@ -67,12 +67,17 @@ class StopNotebook(Responder):
             )
         return after | {"was_running": state["status"] in _NOTEBOOK_RUNNING}
 
+    def holds(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, state: State) -> bool:
+        return state.get("status") in _NOTEBOOK_DOWN
+
     def rollback(
         self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State
     ) -> State:
         arn = resolve_target(self, ctx, target, "notebook-instance")
         state = _notebook_state(ctx, arn)
-        if not after.get("was_running") or state["status"] in _NOTEBOOK_RUNNING:
+        # Read back after a failed call, `after` is a plain state: whether it ran is what `before` says.
+        was_running = after["was_running"] if "was_running" in after else before.get("status") in _NOTEBOOK_RUNNING
+        if not was_running or state["status"] in _NOTEBOOK_RUNNING:
             return state
         if state["status"] != "Stopped":
             raise ResponderError(

@@ -46,3 +46,6 @@ class StopTrainingJob(Responder):
         if after["status"] not in {"Stopping", "Stopped"}:
             raise VerificationError(f"training job {after['training_job']} is {after['status']} after StopTrainingJob")
         return after
+
+    def holds(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, state: State) -> bool:
+        return state.get("status") in {"Stopping", "Stopped"}

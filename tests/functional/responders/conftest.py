@@ -53,3 +53,18 @@ def _context(session: boto3.session.Session, incident: dict[str, Any] | None = N
 def make_context() -> Any:
     """`make_context(session, incident=None, **settings)` -> ActionContext for one action."""
     return _context
+
+
+def check_read_back(responder: Any, ctx: ActionContext, target: Any, params: Any) -> dict[str, Any]:
+    """The verify-after-failure contract (`Responder.holds`): the state before does not hold; once the change is
+    made, the state read back does, as the runner reads it after a call that failed late (a 500 after AWS applied
+    it); and a rollback handed that plain read-back as `after` (no `apply` notes) restores the state before."""
+    before = responder.read_state(ctx, target, params)
+    assert not responder.holds(ctx, target, params, before, before)
+    responder.apply(ctx, target, params, before)
+    read_back = responder.read_state(ctx, target, params)
+    assert responder.holds(ctx, target, params, before, read_back)
+    if responder.reversible:
+        responder.rollback(ctx, target, params, before, read_back)
+        assert responder.read_state(ctx, target, params) == before
+    return before

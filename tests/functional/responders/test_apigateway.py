@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from responders.apigateway import DisableApiKey, Throttle, ThrottleParams
 from responders.base import ResponderError, Target, VerificationError
 
-from .conftest import ACCOUNT, REGION
+from .conftest import ACCOUNT, REGION, check_read_back
 from .stubbing import PartialStubber, pin_clients
 
 MUTATING = ("Update", "Create", "Delete", "Put")
@@ -359,3 +359,8 @@ def test_disable_api_key_named_by_its_arn(aws: Any, api_key: Target, make_contex
         DisableApiKey().read_state(
             make_context(aws), Target("api_key", target.id.replace(REGION, "eu-west-1")), DisableApiKey.Params()
         )
+
+
+def test_disable_api_key_read_back_holds_and_rolls_back(aws: Any, api_key: Target, make_context: Any) -> None:
+    before = check_read_back(DisableApiKey(), make_context(aws), api_key, DisableApiKey.Params())
+    assert before["enabled"] is True

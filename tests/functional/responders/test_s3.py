@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from responders.base import ResponderError, Target, get_responder
 from responders.s3 import DenyPrincipalParams, deny_sid
 
-from .conftest import ACCOUNT
+from .conftest import ACCOUNT, check_read_back
 from .test_iam import READ_ONLY, _record_calls
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/ml-training"
@@ -190,3 +190,10 @@ def test_deny_principal_calls_only_declared_permissions(aws: Any, s3: Any, make_
     responder.apply(ctx, target, params, responder.read_state(ctx, target, params))
     responder.rollback(ctx, target, params, before, after)
     assert called and called <= set(responder.permissions)
+
+
+def test_deny_principal_read_back_holds_and_rolls_back(aws: Any, s3: Any, make_context: Any) -> None:
+    responder = get_responder("s3.deny-principal")
+    params = responder.Params(buckets=["training-data", "model-artifacts"])
+    check_read_back(responder, make_context(aws), Target("principal", ROLE), params)
+    assert _policy(s3, "training-data") == OWNER_POLICY and _policy(s3, "model-artifacts") is None

@@ -26,7 +26,7 @@ from responders.sagemaker import (
     quarantine_config_name,
 )
 
-from .conftest import ACCOUNT, REGION
+from .conftest import ACCOUNT, REGION, check_read_back
 from .stubbing import PartialStubber, pin_clients
 
 ENDPOINT = "fraud-scorer"
@@ -683,3 +683,34 @@ def test_reject_model_package_refuses_a_whole_group(aws: Any, make_context: Any)
         RejectModelPackage().read_state(
             make_context(aws), Target("sagemaker_model_package", group), RejectModelPackage.Params()
         )
+
+
+def test_stop_notebook_read_back_holds_and_rolls_back(aws: Any, notebook: Target, make_context: Any) -> None:
+    before = check_read_back(StopNotebook(), make_context(aws), notebook, StopNotebook.Params())
+    assert before["status"] == "InService" and _notebook_status(aws) == "InService"
+
+
+def test_reject_model_package_read_back_holds_and_rolls_back(
+    aws: Any, model_package: Target, make_context: Any
+) -> None:
+    before = check_read_back(RejectModelPackage(), make_context(aws), model_package, RejectModelPackage.Params())
+    assert before["status"] == "Approved"
+
+
+def test_reject_model_package_read_back_does_not_hold_for_someone_elses_rejection(
+    aws: Any, model_package: Target, make_context: Any
+) -> None:
+    ctx, responder, params = make_context(aws), RejectModelPackage(), RejectModelPackage.Params()
+    aws.client("sagemaker").update_model_package(
+        ModelPackageArn=model_package.id, ModelApprovalStatus="Rejected", ApprovalDescription="by the model owner"
+    )
+    state = responder.read_state(ctx, model_package, params)
+    assert not responder.holds(ctx, model_package, params, {}, state)
+
+
+def test_stop_training_job_read_back_holds_once_stopping(make_context: Any, aws: Any, training_job: Target) -> None:
+    # moto 5.2 has no StopTrainingJob: the contract is checked on the states DescribeTrainingJob reports.
+    ctx, responder, params = make_context(aws), StopTrainingJob(), StopTrainingJob.Params()
+    states = ("InProgress", "Stopping", "Stopped")
+    held = [responder.holds(ctx, training_job, params, {}, {"status": s}) for s in states]
+    assert held == [False, True, True]

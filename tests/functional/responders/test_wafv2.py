@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from responders.base import ResponderError, Target
 from responders.wafv2 import BlockIp, BlockIpParams
 
-from .conftest import ACCOUNT
+from .conftest import ACCOUNT, check_read_back
 
 
 @pytest.fixture
@@ -202,3 +202,9 @@ def test_block_ip_refuses_other_targets(aws: Any, make_context: Any) -> None:
 def test_block_ip_rejects_bad_params(params: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         BlockIpParams.model_validate(params)
+
+
+def test_block_ip_read_back_holds_and_rolls_back(aws: Any, make_context: Any) -> None:
+    params = _ip_set(aws, addresses=["198.51.100.1/32"])
+    check_read_back(BlockIp(), make_context(aws), _ip("203.0.113.7"), params)
+    assert _addresses(aws, params) == ["198.51.100.1/32"]
