@@ -8,6 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from cordon.documents import incident_json
 from correlators.config import Config
 from correlators.ingest import Rejection, read_inputs
 from correlators.pipeline import Pipeline, Stats
@@ -37,26 +38,6 @@ class ReplayResult:
             "rejected": [{"where": r.where, "reason": r.reason} for r in self.rejected],
             "stats": asdict(self.stats),
         }
-
-
-def incident_json(incident: Incident) -> dict[str, Any]:
-    return {
-        "id": incident.id,
-        "title": incident.title,
-        "rules": incident.rules,
-        "severity": incident.severity.value,
-        "first_seen": incident.first_seen.isoformat(),
-        "last_seen": incident.last_seen.isoformat(),
-        "entities": [{"type": e.type.value, "id": e.id} for e in incident.entities],
-        "signals": [
-            {"rule": s.rule, "event_id": s.event_id, "time": s.time.isoformat(), "source": s.source}
-            for s in incident.signals
-        ],
-        # Past the cap `signals` holds the earliest and the latest; these count every one of them.
-        "signal_count": incident.signal_count,
-        "rule_counts": dict(sorted(incident.rule_counts.items())),
-        "actions": [],
-    }
 
 
 def rule_paths(config: Config, extra: Sequence[Path] = ()) -> list[Path]:

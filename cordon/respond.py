@@ -98,7 +98,7 @@ def stored_incident(state_url: str, endpoint_url: str | None, incident_id: str) 
     the stack's state table); None where this state URL holds no incidents (an audit-only DynamoDB URL)."""
     if state_url.startswith("dynamodb://") and "state=" not in state_url:
         return None
-    from cordon.replay import incident_json
+    from cordon.documents import incident_json
     from cordon.stores import open_state
 
     store = open_state(state_url, endpoint_url)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import io
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -21,26 +21,29 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cordon import constants
 from cordon.handlers import runtime
 from cordon.handlers.incident_events import publish_changed
-from cordon.replay import load_ruleset
 from correlators.ingest import RawRecord, read_stream
-from correlators.pipeline import Pipeline, Stats
-from correlators.state.dynamodb import DynamoDBStore
+
+if TYPE_CHECKING:
+    from correlators.pipeline import Pipeline, Stats
 
 logger = Logger(service="cordon-correlator")
-tracer = Tracer(service="cordon-correlator")
 metrics = Metrics(namespace="Cordon", service="correlator")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @cache
 def pipeline() -> Pipeline:
-    """Built once per container: rules, configuration and the store client."""
+    """Built once per container, on the first invocation (imported here, so the module's import stays close to
+    boto3's own: `make bench`, cold start): rules, configuration and the store client."""
+    from cordon.replay import load_ruleset
+    from correlators.pipeline import Pipeline
+    from correlators.state.dynamodb import DynamoDBStore
+
     config = runtime.site_config()
     store = DynamoDBStore(runtime.client("dynamodb"), runtime.Tables.from_env().state)
     return Pipeline(config, load_ruleset(config), store)
 
 
-@tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
     core = pipeline()
     logger.set_correlation_id(record.message_id)
@@ -55,9 +58,10 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from correlators.pipeline import Stats
+
     core = pipeline()
     core.stats = Stats()
     core.incidents.changed.clear()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cordon import constants
 from cordon.handlers import runtime
-from correlators.signals import Incident
-from correlators.state.base import StateStore
+
+if TYPE_CHECKING:  # annotations only: the correlator handler's import stays light (cold start)
+    from correlators.signals import Incident
+    from correlators.state.base import StateStore
 
 _ENTRIES_PER_CALL = 10  # PutEvents' limit
 

@@ -11,30 +11,35 @@ caps what any playbook may do; the kill switch is the SSM parameter; approvals w
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cordon.audit.dynamodb import DynamoDBAuditLog
-from cordon.execute import Executor, SessionFactory
 from cordon.handlers import runtime
-from cordon.playbooks.loader import load_playbooks
-from cordon.replay import incident_json, load_ruleset
-from cordon.respond import IncidentResponse, known_rules, playbook_paths
-from correlators.signals import Incident
-from correlators.state.dynamodb import DynamoDBStore
-from responders.catalog import builtin_responders
+
+if TYPE_CHECKING:
+    from cordon.respond import IncidentResponse
+    from correlators.signals import Incident
+    from correlators.state.dynamodb import DynamoDBStore
 
 logger = Logger(service="cordon-runner")
-tracer = Tracer(service="cordon-runner")
 metrics = Metrics(namespace="Cordon", service="runner")
 
 
 @cache
 def response() -> IncidentResponse:
-    """Built once per container: playbooks, responders, the executor with its sessions and the audit table."""
+    """Built once per container: playbooks, responders, the executor with its sessions and the audit table.
+    Imported here, not at module import: the rules (pySigma), playbooks and responders load once per container,
+    on the first invocation, and the import stays close to boto3's own (`make bench`, cold start)."""
+    from cordon.audit.dynamodb import DynamoDBAuditLog
+    from cordon.execute import Executor, SessionFactory
+    from cordon.playbooks.loader import load_playbooks
+    from cordon.replay import load_ruleset
+    from cordon.respond import IncidentResponse, known_rules, playbook_paths
+    from responders.catalog import builtin_responders
+
     config = runtime.site_config()
     responders = builtin_responders()
     playbooks, _ = load_playbooks(playbook_paths(config), responders, known_rules(load_ruleset(config)))
@@ -47,6 +52,8 @@ def response() -> IncidentResponse:
 
 @cache
 def store() -> DynamoDBStore:
+    from correlators.state.dynamodb import DynamoDBStore
+
     return DynamoDBStore(runtime.client("dynamodb"), runtime.Tables.from_env().state)
 
 
@@ -58,7 +65,6 @@ def current(incident_id: str) -> Incident | None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     incident_id = str(event["detail"]["incident_id"])
@@ -67,6 +73,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if incident is None:
         logger.error("incident not in the state table", extra={"incident_id": incident_id})
         raise LookupError(f"incident {incident_id} is not in the state table")
+    from cordon.documents import incident_json
+
     actions = response().respond(incident_json(incident))
     statuses: dict[str, int] = {}
     for action in actions:

@@ -14,14 +14,16 @@ import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3  # noqa: TID251 - a shell: it builds the clients the adapters are handed
 from botocore.config import Config as BotocoreConfig
 
 from cordon import constants
-from cordon.playbooks.model import Mode
-from correlators.config import Config, load_config
+
+if TYPE_CHECKING:  # imported where used: a handler module's import stays close to boto3's own (cold start)
+    from cordon.playbooks.model import Mode
+    from correlators.config import Config
 
 CLIENT_CONFIG = BotocoreConfig(retries={"mode": "standard", "max_attempts": 10})
 
@@ -52,6 +54,8 @@ def client(service: str) -> Any:
 def site_config() -> Config:
     """cordon.yaml from the SSM parameter (an empty mapping when unset), plus what the stack itself provides:
     the alert topic, the Slack secret, the kill-switch parameter and the member-account role name."""
+    from correlators.config import Config, load_config
+
     name = os.environ.get(constants.CONFIG_PARAMETER_ENV)
     config = load_config(_parameter_file(name)) if name else Config()
     site = dict(config.site)
@@ -78,6 +82,8 @@ def _parameter_file(name: str) -> Path:
 
 def enforcement_ceiling() -> Mode:
     """The most any playbook may do in this stack: a new install only plans until the SOC turns it up."""
+    from cordon.playbooks.model import Mode
+
     return Mode(os.environ.get(constants.ENFORCEMENT_MODE_ENV, Mode.DRY_RUN.value))
 
 
