@@ -53,6 +53,22 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--state", default=DEFAULT_STATE, help=STATE_HELP)
         _common(command)
 
+    coverage = commands.add_parser(
+        "coverage", help="the techniques the rules detect, the playbooks that contain them, the scenarios that show it"
+    )
+    coverage.add_argument("--config", type=Path, help="site configuration (cordon.yaml)")
+    coverage.add_argument("--rules", type=Path, action="append", default=[], help="extra Sigma rule file or folder")
+    coverage.add_argument(
+        "--scenarios", type=Path, default=Path("examples"), help="folder searched for scenario.yaml (default: examples)"
+    )
+    coverage.add_argument(
+        "--format",
+        choices=("text", "json", "navigator", "readme"),
+        default="text",
+        help="navigator: MITRE ATT&CK/ATLAS Navigator layers; readme: the README's rule table",
+    )
+    coverage.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+
     retry = commands.add_parser(
         "retry", help="attempt failed actions again, once each (by default those that failed for a transient reason)"
     )
@@ -154,6 +170,34 @@ def _act(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK if record.status.value in {"applied", "rolled_back"} else EXIT_INTERNAL
 
 
+def _coverage(args: argparse.Namespace, config: Config) -> int:
+    from cordon import coverage
+    from cordon.playbooks.loader import load_playbooks
+    from cordon.replay import load_ruleset
+    from cordon.respond import known_rules, playbook_paths
+    from responders.catalog import builtin_responders
+
+    rules = load_ruleset(config, args.rules)
+    playbooks, _ = load_playbooks(playbook_paths(config), builtin_responders(), known_rules(rules))
+    if args.format == "readme":
+        text = coverage.readme_table(rules, Path.cwd()) + "\n"
+    else:
+        scenarios = coverage.load_scenarios(args.scenarios) if args.scenarios.is_dir() else []
+        rows = coverage.matrix(rules, playbooks, scenarios, Path.cwd())
+        if args.format == "text":
+            from cordon.render import render_coverage
+
+            render_coverage(rows, _console())
+            return EXIT_OK
+        document = coverage.as_json(rows) if args.format == "json" else coverage.navigator_layers(rows)
+        text = json.dumps(document, indent=2) + "\n"
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def _retry(args: argparse.Namespace, config: Config) -> int:
     from cordon.execute import Executor, SessionFactory
     from cordon.respond import audit_log_for, retry_candidates, stored_incident
@@ -207,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _replay(args, config)
         if args.command == "retry":
             return _retry(args, config)
+        if args.command == "coverage":
+            return _coverage(args, config)
         return _act(args, config)
     except (InputError, StateError) as error:
         print(f"cordon: {error}", file=sys.stderr)

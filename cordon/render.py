@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cordon.audit import AuditRecord
+from cordon.coverage import Row
 from cordon.replay import ReplayResult
 from correlators.signals import Incident
 
@@ -131,4 +132,21 @@ def render_audit(records: list[AuditRecord], console: Console) -> None:
             status.append_text(plain(record.reason, "dim"))
         cells = (record.id, record.incident_id, record.step, record.responder, record.target["id"])
         table.add_row(*(plain(cell) for cell in cells), status)
+    console.print(table)
+
+
+def render_coverage(rows: list[Row], console: Console) -> None:
+    """The technique > rules > playbook > scenario matrix; an empty cell is shown, not hidden."""
+    if not rows:
+        console.print("No rule is tagged with an ATT&CK or ATLAS technique.")
+        return
+    table = Table(header_style="bold")
+    for column in ("technique", "rules raising it", "playbooks", "scenarios"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        cells = (row.raised_by or row.rules, row.playbooks, row.scenarios)
+        table.add_row(
+            plain(f"{row.technique.framework} {row.technique.id}"),
+            *(Text("\n".join(cell)) if cell else Text("missing", style="bold red") for cell in cells),
+        )
     console.print(table)
