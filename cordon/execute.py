@@ -442,13 +442,14 @@ class Executor:
         return None
 
     # --- approve and rollback: through the same claims ------------------------------------------------------------
-    def approve(self, action_id: str) -> AuditRecord:
+    def approve(self, action_id: str, by: str | None = None) -> AuditRecord:
         """Apply one action that waits for approval, re-checking every guard first. Two approvals of one action at
-        once apply it once: the second finds it claimed, or applied, and is refused."""
+        once apply it once: the second finds it claimed, or applied, and is refused. `by` (who approved it) is
+        written to the record with the claim."""
         record = self._require(action_id, Status.PENDING_APPROVAL, "approve")
         if self.max_mode is Mode.DRY_RUN:
             raise ActionRefusedError(f"the enforcement ceiling is dry_run: approving {action_id} would apply nothing")
-        fresh = record.model_copy(update={"before": {}, "after": {}, "reason": None})
+        fresh = record.model_copy(update={"before": {}, "after": {}, "reason": None, "decided_by": by})
         claim = self._audit.claim(
             record.key, fresh, self._lease, now=self._clock(), takes_over=frozenset({Status.PENDING_APPROVAL})
         )
@@ -464,6 +465,24 @@ class Executor:
             approved=True,
         )
         return self._carry_out(attempt)
+
+    def refuse(self, action_id: str, by: str) -> AuditRecord:
+        """A person refuses an action that waits for approval: it is settled as refused, never applied, and a
+        later approval of it is refused. Through the same claim as approve, so a refusal and an approval at once
+        end with exactly one of them."""
+        record = self._audit.get(action_id)
+        if record is None:
+            raise ActionRefusedError(f"no action {action_id!r} in the audit log")
+        claim = self._audit.claim(
+            record.key,
+            record.model_copy(update={"decided_by": by}),
+            self._lease,
+            now=self._clock(),
+            takes_over=frozenset({Status.PENDING_APPROVAL}),
+        )
+        if claim.token is None:
+            raise ActionRefusedError(_refusal(claim.record, Status.PENDING_APPROVAL, "refuse"))
+        return self._write(claim.record, claim.token, Status.REFUSED, f"refused by {by}")
 
     def retry(self, action_id: str, incident: dict[str, Any] | None = None) -> AuditRecord:
         """Attempt one failed action again, once, through the same claim and every guard: two retries at once
@@ -643,15 +662,15 @@ def _refusal(record: AuditRecord, wanted: Status, verb: str) -> str:
         return f"{where} is already rolled back: nothing to roll back"
     if record.status is Status.ROLLED_BACK:
         return f"{where} was rolled back: it is not applied again; nothing was done"
+    if record.status is Status.REFUSED:
+        return f"{where} was refused by {record.decided_by or 'a person'}: it is not applied; nothing was done"
     if record.status is Status.APPLIED and verb == "approve":
         return f"{where} is already applied: nothing to approve"
     if wanted is Status.FAILED:
         return f"{where} is {record.status.value}, not failed: only a failed action is retried; nothing was done"
     if wanted is Status.APPLIED:
         return f"{where} is {record.status.value}, not applied: nothing to roll back"
-    return (
-        f"{where} is {record.status.value}, not pending_approval: only an action waiting for approval can be approved"
-    )
+    return f"{where} is {record.status.value}, not pending_approval: only an action waiting for approval can be {verb}d"
 
 
 def _first_error(error: ValidationError) -> str:

@@ -50,6 +50,7 @@ _STATUS_STYLE = {
     "failed": "red",
     "skipped": "dim",
     "rolled_back": "magenta",
+    "refused": "bold magenta",
 }
 
 

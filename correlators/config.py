@@ -96,12 +96,27 @@ class ExecutionConfig(_Strict):
     default_region: str = "us-east-1"
 
 
+class ApprovalConfig(_Strict):
+    # Who may approve or refuse an action with the buttons of a Slack alert: Slack user ids (U..., W...) or user
+    # group ids (S..., resolved through Slack's API with the bot token). Empty: nobody may (fail closed).
+    slack_approvers: list[str] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("slack_approvers")
+    @classmethod
+    def _slack_ids(cls, ids: list[str]) -> list[str]:
+        for slack_id in ids:
+            if not re.fullmatch(r"[UWS][A-Z0-9]{2,30}", slack_id):
+                raise ValueError(f"{slack_id!r} is not a Slack user id (U..., W...) or user group id (S...)")
+        return ids
+
+
 class Config(_Strict):
     # asset class -> URI globs: "s3://bucket/prefix/*" or ARN globs ("arn:aws:sagemaker:*:*:endpoint/fraud-*")
     assets: dict[str, list[str]] = Field(default_factory=dict)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
     correlation: CorrelationConfig = Field(default_factory=CorrelationConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
     rules: list[Path] = Field(default_factory=list)  # extra Sigma rule files or folders, relative to the config
     builtin_rules: bool = True
     playbooks: list[Path] = Field(default_factory=list)  # extra playbook files or folders, relative to the config

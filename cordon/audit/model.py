@@ -26,11 +26,12 @@ class Status(StrEnum):
     FAILED = "failed"
     PENDING_APPROVAL = "pending_approval"
     ROLLED_BACK = "rolled_back"
+    REFUSED = "refused"  # a person refused an action that waited for approval
 
 
 # Settled: the key is never attempted again by a runner. Replaying an incident applies nothing twice, an action
-# waiting for a person is not re-planned, and a change a person undid is not redone.
-SETTLED = frozenset({Status.APPLIED, Status.PENDING_APPROVAL, Status.ROLLED_BACK})
+# waiting for a person is not re-planned, and a change a person undid or refused is not redone.
+SETTLED = frozenset({Status.APPLIED, Status.PENDING_APPROVAL, Status.ROLLED_BACK, Status.REFUSED})
 # Retried by the next run: nothing was changed (planned: a dry run or plan-only run; denied: a guard may have been
 # lifted; skipped: kill switch or budget), or the change failed and may succeed now.
 RETRYABLE = frozenset({Status.PLANNED, Status.DENIED, Status.SKIPPED, Status.FAILED})
@@ -63,6 +64,7 @@ class AuditRecord(BaseModel):
     # Failed for a reason that may pass (throttled or unavailable past botocore's retries, a connection lost, a
     # concurrent writer): `cordon retry` takes these; a permanent failure (AccessDenied, NotFound) needs a fix first.
     transient: bool = False
+    decided_by: str | None = None  # who approved or refused it: "slack:U0123ABCD", "cli:alice"
     before: dict[str, Any] = Field(default_factory=dict)
     after: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime

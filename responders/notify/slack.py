@@ -27,6 +27,8 @@ IDS_PER_TYPE = 5
 ID_LIMIT = 90
 EVENTS_SHOWN = 10
 ACTIONS_SHOWN = 10
+# The buttons of an action that waits for approval; cordon/slack_actions.py judges their clicks.
+APPROVE, REFUSE = "cordon_approve", "cordon_refuse"
 SEVERITY_EMOJI = {
     "critical": ":red_circle:",
     "high": ":large_orange_circle:",
@@ -99,6 +101,41 @@ def actions_text(incident: Mapping[str, Any], limit: int = ACTIONS_SHOWN) -> str
     return "\n".join(lines) or "_none yet_"
 
 
+def block_id(action_id: str) -> str:
+    """The id of the Block Kit block that holds one action's buttons."""
+    return f"cordon:{action_id}"
+
+
+def buttons(action_id: str, label: str) -> dict[str, Any]:
+    """The Approve and Refuse buttons of one action that waits for approval."""
+    return {
+        "type": "actions",
+        "block_id": block_id(action_id),
+        "elements": [
+            {
+                "type": "button",
+                "action_id": APPROVE,
+                "value": action_id,
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Approve"},
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Apply this action?"},
+                    "text": {"type": "plain_text", "text": label[:300]},
+                    "confirm": {"type": "plain_text", "text": "Apply"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                },
+            },
+            {
+                "type": "button",
+                "action_id": REFUSE,
+                "value": action_id,
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Refuse"},
+            },
+        ],
+    }
+
+
 def build_message(incident: Mapping[str, Any]) -> dict[str, Any]:
     """The webhook payload: `text` is the fallback notifications and screen readers show; blocks the rest."""
     severity = s.severity_of(incident)
@@ -120,9 +157,22 @@ def build_message(incident: Mapping[str, Any]) -> dict[str, Any]:
             _section("*Entities*\n" + entities_text(incident)),
             _section("*Timeline*\n" + timeline_text(incident)),
             _section("*Actions*\n" + actions_text(incident)),
+            *approval_blocks(incident),
             {"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]},
         ],
     }
+
+
+def approval_blocks(incident: Mapping[str, Any], limit: int = ACTIONS_SHOWN) -> list[dict[str, Any]]:
+    """For each action that waits for approval: what it would do, then its Approve and Refuse buttons (a click
+    reaches Cordon's Slack endpoint, which checks the signature and the approver before it applies anything)."""
+    blocks: list[dict[str, Any]] = []
+    waiting = [a for a in incident.get("actions") or [] if a.get("status") == "pending_approval" and a.get("id")]
+    for action in waiting[:limit]:
+        what = f"{_code(str(action.get('responder')))} on {_code(str(action.get('target')))}"
+        blocks.append(_section(f":hourglass: {what} waits for approval ({_esc(str(action.get('step') or ''))})"))
+        blocks.append(buttons(str(action["id"]), f"{action.get('responder')} on {action.get('target')}"))
+    return blocks
 
 
 def _url_from_secret(secret: str, where: str) -> str:
