@@ -268,11 +268,28 @@ def readme_table(rules: RuleSet, rules_root: Path) -> str:
 
 
 def _raises(rule: Rule) -> str:
+    """The first sentence of the rule's description (its title without one), and a correlation's shape."""
+    text = _first_sentence(_description(rule.path, rule.key)) or rule.title
     if isinstance(rule, CorrelationRule):
-        window = _duration(rule.timespan_seconds)
-        by = f" by the same {', '.join(rule.group_by)}" if rule.group_by else ""
-        return f"{rule.title} ({rule.type}{by} within {window})"
-    return rule.title
+        by = f" by {', '.join(rule.group_by)}" if rule.group_by else ""
+        text += f" ({rule.type}{by}, {_duration(rule.timespan_seconds)})"
+    return text.replace("|", "\\|")
+
+
+def _description(path: Path, key: str) -> str:
+    try:
+        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError):
+        return ""
+    for document in documents:
+        if isinstance(document, dict) and key in (document.get("name"), document.get("id")):
+            return " ".join(str(document.get("description") or "").split())
+    return ""
+
+
+def _first_sentence(text: str, limit: int = 240) -> str:
+    sentence = re.split(r"(?<=[a-z0-9)])\. ", text, maxsplit=1)[0].rstrip(".")
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
 
 
 def _duration(seconds: int) -> str:

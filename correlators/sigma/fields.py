@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from correlators.model import NormalizedEvent
+from correlators.normalize.event_selectors import trail_management_events
 
 _ALARM_DIMENSION_PREFIX = "cordon.alarm.dimensions."
 
@@ -54,6 +55,7 @@ _CORDON_FIELDS: dict[str, Callable[[NormalizedEvent], Any]] = {
     "cordon.asset_class": lambda event: event.asset_classes,
     "cordon.resource_type": lambda event: [resource.type.value for resource in event.resources],
     "cordon.resource": lambda event: [resource.id for resource in event.resources],
+    "cordon.trail.management_events": trail_management_events,
     "cordon.finding.type": _finding("type"),
     "cordon.finding.title": _finding("title"),
     "cordon.finding.severity": lambda event: event.finding.severity.value if event.finding else None,

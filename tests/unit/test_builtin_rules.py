@@ -27,6 +27,12 @@ POSITIVE = {
     "05_defense_evasion_near_ml/positive_event_selectors": ("ml_defense_evasion_near_ml", "high"),
     "05_defense_evasion_near_ml/positive_advanced_selectors": ("ml_defense_evasion_near_ml", "high"),
     "05_defense_evasion_near_ml/positive_detector_disabled": ("ml_defense_evasion_near_ml", "high"),
+    "05_defense_evasion_near_ml/positive_selectors_defaults": ("ml_defense_evasion_near_ml", "high"),
+    "05_defense_evasion_near_ml/positive_selectors_empty": ("ml_defense_evasion_near_ml", "high"),
+    "05_defense_evasion_near_ml/positive_trail_narrowed": ("ml_defense_evasion_near_ml", "high"),
+    "05_defense_evasion_near_ml/positive_lake_stopped": ("ml_defense_evasion_near_ml", "high"),
+    "05_defense_evasion_near_ml/positive_guardduty_protection_off": ("ml_defense_evasion_near_ml", "high"),
+    "05_defense_evasion_near_ml/positive_guardduty_members": ("ml_defense_evasion_near_ml", "high"),
     "06_credential_created_for_other_user/positive": ("ml_credential_created_then_used", "high"),
     "07_notebook_or_model_package_after_credential_finding/positive": (
         "ml_notebook_or_model_package_after_credential_finding",

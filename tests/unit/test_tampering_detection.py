@@ -45,8 +45,8 @@ def test_on_invictus_only_the_successful_weakening_calls_fire() -> None:
             if _matches(record):
                 fired[record["eventName"]] += 1
                 assert "errorCode" not in record, record["eventID"]
-    # Left out: 3 StopLogging and 1 DeleteTrail that failed (TrailNotFoundException), and Terraform's
-    # PutEventSelectors that keeps management events (readWriteType All) before Stratus narrows them.
+    # Left out: 3 StopLogging and 1 DeleteTrail that failed (TrailNotFoundException), and Stratus's revert of its
+    # narrowing (12:07:49): it sends includeManagementEvents true alone, recorded with readWriteType All.
     assert fired == {"DeleteTrail": 2, "PutEventSelectors": 1}
 
 
