@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean checkov build-CorrelatorFunction build-RunnerFunction
+.PHONY: demo test lint bench clean checkov build-CorrelatorFunction build-RunnerFunction build-SlackActionsFunction
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ checkov: $(CHECKOV_STAMP)
 # (built-in rules and playbooks) and the `aws` extra, for Lambda's python3.12 on x86_64.
 LAMBDA_PIP := --platform manylinux2014_x86_64 --python-version 3.12 --implementation cp --only-binary=:all:
 
-build-CorrelatorFunction build-RunnerFunction:
+build-CorrelatorFunction build-RunnerFunction build-SlackActionsFunction:
 	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir $(ARTIFACTS_DIR)/.wheel .
 	$(PYTHON) -m pip install --quiet $(LAMBDA_PIP) --target $(ARTIFACTS_DIR) \
 		"$$(ls $(ARTIFACTS_DIR)/.wheel/cordon-*.whl)[aws]"

@@ -15,9 +15,12 @@ ENFORCEMENT_MODE_ENV = "CORDON_ENFORCEMENT_MODE"  # dry_run | approval | enforce
 SLACK_SECRET_ENV = "CORDON_SLACK_SECRET_ARN"  # noqa: S105 - the name of a variable holding an ARN, not a secret
 SNS_TOPIC_ENV = "CORDON_SNS_TOPIC_ARN"  # alerts topic
 MEMBER_ROLE_ENV = "CORDON_MEMBER_ROLE_NAME"  # responder role in member accounts
-SLACK_SIGNING_SECRET_ENV = "CORDON_SLACK_SIGNING_SECRET_ARN"  # noqa: S105 - an ARN: the Slack app's signing secret
-SLACK_BOT_TOKEN_ENV = "CORDON_SLACK_BOT_TOKEN_ARN"  # noqa: S105 - an ARN: a bot token that may list user groups
+# The Slack app's secret: its signing secret, or JSON {"signing_secret": ..., "bot_token": ...} (the token lists the
+# members of approver user groups).
+SLACK_APP_SECRET_ENV = "CORDON_SLACK_APP_SECRET_ARN"  # noqa: S105 - the name of a variable holding an ARN
 SLACK_API_URL_ENV = "CORDON_SLACK_API_URL"  # tests and the demo only: Slack's Web API (default https://slack.com/api)
+RUNNER_FUNCTION_ENV = "CORDON_RUNNER_FUNCTION"  # the Slack actions function hands decisions to the runner
+SLACK_DECISION_SOURCE = "cordon.slack"  # the `source` of a decision event the runner takes from that function
 ENDPOINT_URL_ENV = "CORDON_AWS_ENDPOINT_URL"  # tests and the demo only: every AWS call goes to this endpoint
 
 # --- the event the correlator puts on Cordon's bus when an incident is created or changes ------------------------

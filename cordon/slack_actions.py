@@ -20,15 +20,22 @@ decided, when, and the outcome. Nothing here touches AWS or the network, except 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from responders.notify.slack import APPROVE, REFUSE, block_id
+
+if TYPE_CHECKING:
+    from cordon.execute import Executor
+
+log = logging.getLogger(__name__)
 
 VERBS = {APPROVE: "approve", REFUSE: "refuse"}
 MAX_BODY_BYTES = 64 * 1024  # a block_actions payload with a whole alert message is far below this
@@ -38,6 +45,7 @@ SLACK_HOSTS = frozenset({"hooks.slack.com"})
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 GroupMembers = Callable[[str], Sequence[str]]  # user group id -> its member user ids (raises when it cannot tell)
+Post = Callable[[str, dict[str, Any]], None]  # POST a JSON document to a URL
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,20 @@ def judge(
 
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def handed_over(decision: Mapping[str, Any]) -> Click | None:
+    """A click the Slack function accepted and handed to the runner, checked again on arrival (the runner may be
+    invoked by other means; what it acts on must have the same shape). None: not a decision."""
+    verb = str(decision.get("verb", ""))
+    action_id = str(decision.get("action_id", ""))
+    user_id = str(decision.get("user_id", ""))
+    response_url = str(decision.get("response_url", ""))
+    if verb not in VERBS.values() or not _ACTION_ID.fullmatch(action_id) or not _SLACK_ID.fullmatch(user_id):
+        return None
+    if not _slack_url(response_url):
+        return None
+    return Click(verb, action_id, user_id, "", response_url, _mapping(decision.get("message")))
 
 
 def _signed(body: bytes, headers: Mapping[str, str], secret: str, now: Callable[[], float]) -> bool:
@@ -185,3 +207,35 @@ def decided_message(message: Mapping[str, Any], action_id: str, outcome: str) ->
     if replaced == blocks:  # the buttons were not found (an older message): say it below the alert
         replaced.append({"type": "context", "elements": [{"type": "mrkdwn", "text": outcome}]})
     return {"replace_original": True, "text": str(message.get("text") or outcome), "blocks": replaced}
+
+
+def carry_out(click: Click, executor: Executor, post: Post | None = None) -> tuple[bool, str]:
+    """Approve or refuse the clicked action through the executor's claim (exactly once, every guard re-checked,
+    `decided_by` the Slack user), then replace the alert's buttons with who decided, when and the outcome.
+    Returns whether the decision was made, and the outcome as the message says it."""
+    from cordon.execute import ActionRefusedError
+
+    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    try:
+        if click.verb == "approve":
+            record = executor.approve(click.action_id, by=click.by)
+        else:
+            record = executor.refuse(click.action_id, by=click.by)
+        outcome = f"{click.verb.capitalize()}d by <@{click.user_id}> at {stamp}: *{record.status.value}*"
+        if record.reason and record.status.value not in ("refused", "applied"):
+            outcome += f" ({record.reason[:300]})"
+        decided = True
+    except ActionRefusedError as refused:
+        outcome = f"<@{click.user_id}> asked to {click.verb} at {stamp}: not done: {str(refused)[:300]}"
+        decided = False
+    try:
+        (post or _post_json)(click.response_url, decided_message(click.message, click.action_id, outcome))
+    except Exception as error:  # the decision stands, and is audited, whether or not the message is updated
+        log.warning("slack message not updated: %s", type(error).__name__)
+    return decided, outcome
+
+
+def _post_json(url: str, payload: dict[str, Any]) -> None:
+    from responders.notify.webhook import post_json
+
+    post_json(url, payload, name="slack")

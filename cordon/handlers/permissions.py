@@ -165,8 +165,23 @@ def merge(*parts: Grants) -> dict[str, tuple[str, ...]]:
 
 RUNNER: Grants = merge(RESPONDERS, RUNNER_STATE)
 
+# --- Slack actions: judge a click, hand it to the runner; it changes nothing itself ---------------------------------
+SLACK_ACTIONS: Grants = {
+    "SlackAppSecret or SlackAppSecretArn": ("secretsmanager:GetSecretValue",),
+    "ConfigParameter": ("ssm:GetParameter",),  # approval.slack_approvers
+    "RunnerFunction": ("lambda:InvokeFunction",),
+    "CordonKey": ("kms:Decrypt",),
+    # platform
+    "SlackActionsLogGroup": _LOGS,
+    ANY: _XRAY,
+}
+
 # Function logical id in template.yaml -> what its role grants.
-FUNCTIONS: Mapping[str, Grants] = {"CorrelatorFunction": CORRELATOR, "RunnerFunction": RUNNER}
+FUNCTIONS: Mapping[str, Grants] = {
+    "CorrelatorFunction": CORRELATOR,
+    "RunnerFunction": RUNNER,
+    "SlackActionsFunction": SLACK_ACTIONS,
+}
 
 # The responder role in member accounts (infra/member-account.yaml) grants the runner's responder part, less what
 # lives only in Cordon's account: the alert topic, the Slack secret, the kill switch and configuration parameters,

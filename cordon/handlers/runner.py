@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cordon import constants
 from cordon.handlers import runtime
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ def current(incident_id: str) -> Incident | None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("source") == constants.SLACK_DECISION_SOURCE:
+        return decide(event.get("decision") or {})
     incident_id = str(event["detail"]["incident_id"])
     logger.set_correlation_id(incident_id)
     incident = current(incident_id)
@@ -83,6 +86,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name=f"Actions_{status}", unit=MetricUnit.Count, value=count)
     logger.info("playbooks run", extra={"incident_id": incident.id, "version": incident.version, "actions": statuses})
     return {"incident_id": incident.id, "version": incident.version, "actions": actions}
+
+
+def decide(decision: dict[str, Any]) -> dict[str, Any]:
+    """An Approve or Refuse click the Slack actions function accepted and handed over (checked again here)."""
+    from cordon.slack_actions import carry_out, handed_over
+
+    click = handed_over(decision)
+    if click is None:
+        logger.error("not a Slack decision: ignored")
+        return {"decided": False}
+    logger.set_correlation_id(click.action_id)
+    decided, outcome = carry_out(click, response().executor)
+    logger.info("slack decision", extra={"slack_user": click.user_id, "verb": click.verb, "outcome": outcome})
+    return {"decided": decided, "action_id": click.action_id, "outcome": outcome}
 
 
 def reset() -> None:

@@ -1,13 +1,12 @@
-"""Slack actions Lambda (a function URL Slack's interactivity calls): Approve and Refuse clicks on Cordon's alerts.
+"""Slack actions Lambda (the function URL Slack's interactivity calls): Approve and Refuse clicks on Cordon's alerts.
 
-Every click is judged first (`cordon.slack_actions`: signature, freshness, payload, approver); a refused click
-changes nothing, answers 401/403/400 and is logged with the reason and the clicking user. An accepted one is
-approved or refused through the executor's claim, exactly as `cordon approve` would (every guard re-checked, two
-clicks at once apply once), audited with the Slack user id (`decided_by: slack:U...`), and the alert message's
-buttons are replaced by who decided, when, and the outcome (through the click's `response_url`).
-
-Slack wants an answer within three seconds. An approval applies its action before answering; one that takes
-longer still applies, and the message is still updated, but the clicker may see Slack's timeout notice.
+Every click is judged here first (`cordon.slack_actions`: signature, freshness, payload, approver); a refused click
+changes nothing, is answered 401/403/400 and logged with the reason and the clicking user. An accepted click is
+handed to the playbook runner (an asynchronous invoke, so Slack gets its answer within its three seconds), which
+approves or refuses the action through the executor's claim, exactly as `cordon approve` would (every guard
+re-checked, two clicks at once apply once), audits it with the Slack user id (`decided_by: slack:U...`), and
+replaces the alert's buttons with who decided, when, and the outcome. This function changes nothing in AWS itself:
+its role may read the Slack app's secret and the site configuration, and invoke the runner; nothing else.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import json
 import os
 import time
 import urllib.request
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -33,20 +31,27 @@ GROUP_LOOKUP_TIMEOUT_SECONDS = 2
 
 
 @cache
-def _secret(arn: str) -> str:
-    """A Secrets Manager secret's string, read once per container."""
-    return str(runtime.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
+def app_secret() -> dict[str, str]:
+    """The Slack app's secret, read once per container: {"signing_secret": ..., "bot_token": ... (optional)}."""
+    text = str(
+        runtime.client("secretsmanager").get_secret_value(SecretId=runtime.env(constants.SLACK_APP_SECRET_ENV))[
+            "SecretString"
+        ]
+    ).strip()
+    if text.startswith("{"):
+        document = json.loads(text)
+        return {key: str(document[key]) for key in ("signing_secret", "bot_token") if document.get(key)}
+    return {"signing_secret": text} if text else {}
 
 
 def group_members(group_id: str) -> list[str]:
     """The members of a Slack user group, from Slack's API with the bot token; raises when it cannot tell."""
-    token_arn = os.environ.get(constants.SLACK_BOT_TOKEN_ENV)
-    if not token_arn:
-        raise LookupError("no bot token configured: user groups cannot be read")
+    token = app_secret().get("bot_token")
+    if not token:
+        raise LookupError("the Slack app secret has no bot_token: user groups cannot be read")
     api = os.environ.get(constants.SLACK_API_URL_ENV) or SLACK_API
-    request = urllib.request.Request(  # noqa: S310 - a fixed https API, or loopback in tests
-        f"{api}/usergroups.users.list?usergroup={group_id}",
-        headers={"Authorization": f"Bearer {_secret(token_arn)}"},
+    request = urllib.request.Request(  # noqa: S310 - Slack's https API, or loopback in tests
+        f"{api}/usergroups.users.list?usergroup={group_id}", headers={"Authorization": f"Bearer {token}"}
     )
     with urllib.request.urlopen(request, timeout=GROUP_LOOKUP_TIMEOUT_SECONDS) as answer:  # noqa: S310
         document = json.loads(answer.read(1_000_000))
@@ -67,18 +72,14 @@ def _answer(status: int, text: str = "") -> dict[str, Any]:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from cordon.execute import ActionRefusedError
-    from cordon.handlers.runner import response
-    from cordon.slack_actions import Refusal, decided_message, judge
-    from responders.notify.webhook import post_json
+    from cordon.slack_actions import Refusal, judge
 
     body, headers = _request(event)
-    config = runtime.site_config()
     verdict = judge(
         body,
         headers,
-        signing_secret=_secret(runtime.env(constants.SLACK_SIGNING_SECRET_ENV)),
-        approvers=config.approval.slack_approvers,
+        signing_secret=app_secret().get("signing_secret", ""),
+        approvers=runtime.site_config().approval.slack_approvers,
         group_members=group_members,
         now=time.time,
     )
@@ -88,29 +89,23 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             extra={"reason": verdict.reason, "slack_user": verdict.user_id, "action_id": verdict.action_id},
         )
         return _answer(verdict.status, verdict.reason)
-    executor = response().executor
-    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"
-    try:
-        if verdict.verb == "approve":
-            record = executor.approve(verdict.action_id, by=verdict.by)
-        else:
-            record = executor.refuse(verdict.action_id, by=verdict.by)
-        outcome = f"{verdict.verb.capitalize()}d by <@{verdict.user_id}> at {stamp}: *{record.status.value}*"
-        if record.reason and record.status.value != "refused":
-            outcome += f" ({record.reason[:300]})"
-    except ActionRefusedError as refused:
-        outcome = f"<@{verdict.user_id}> asked to {verdict.verb} at {stamp}: not done: {str(refused)[:300]}"
-    logger.info(
-        "slack decision",
-        extra={"slack_user": verdict.user_id, "action_id": verdict.action_id, "verb": verdict.verb, "outcome": outcome},
+    decision = {
+        "source": constants.SLACK_DECISION_SOURCE,
+        "decision": {
+            "verb": verdict.verb,
+            "action_id": verdict.action_id,
+            "user_id": verdict.user_id,
+            "response_url": verdict.response_url,
+            "message": verdict.message,
+        },
+    }
+    runtime.client("lambda").invoke(
+        FunctionName=runtime.env(constants.RUNNER_FUNCTION_ENV), InvocationType="Event", Payload=json.dumps(decision)
     )
-    try:
-        post_json(verdict.response_url, decided_message(verdict.message, verdict.action_id, outcome), name="slack")
-    except Exception as error:  # the decision stands, and is audited, whether or not the message is updated
-        logger.warning("slack message not updated", extra={"error": type(error).__name__})
+    logger.info("slack click accepted", extra={"slack_user": verdict.user_id, "action_id": verdict.action_id})
     return _answer(200)
 
 
 def reset() -> None:
     """A new container (tests)."""
-    _secret.cache_clear()
+    app_secret.cache_clear()

@@ -13,7 +13,9 @@ import pytest
 HEAVY = {"sigma", "networkx", "pydantic", "yaml", "aws_xray_sdk", "rich"}
 
 
-@pytest.mark.parametrize("module", ["cordon.handlers.correlator", "cordon.handlers.runner"])
+@pytest.mark.parametrize(
+    "module", ["cordon.handlers.correlator", "cordon.handlers.runner", "cordon.handlers.slack_actions"]
+)
 def test_a_handler_module_imports_nothing_heavy(module: str) -> None:
     probe = f"import sys, {module}; print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
     answer = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)

@@ -24,6 +24,9 @@ from cordon import constants
 from .template_support import MEMBER_TEMPLATE, REPO, TEMPLATE, load, resources_of, transformed
 
 SAM = transformed()
+SYNCHRONOUS = {"SlackActionsFunction"}  # answers Slack over its function URL: a failure is answered, not queued
+TEST_ONLY_ENV = {constants.ENDPOINT_URL_ENV, constants.SLACK_API_URL_ENV}  # tests and the demo only
+FUNCTION_ONLY_ENV = {"SlackActionsFunction": {constants.SLACK_APP_SECRET_ENV, constants.RUNNER_FUNCTION_ENV}}
 FUNCTIONS = resources_of(SAM, "AWS::Lambda::Function")
 
 
@@ -34,10 +37,14 @@ def test_cfn_lint_passes(path: Path) -> None:
     assert [f"{m.linenumber}: {m.rule.id} {m.message}" for m in matches] == []
 
 
-def test_sam_transform_gives_the_two_functions_and_nothing_implicit() -> None:
-    assert set(FUNCTIONS) == {"CorrelatorFunction", "RunnerFunction"}
+def test_sam_transform_gives_the_three_functions_and_nothing_implicit() -> None:
+    assert set(FUNCTIONS) == {"CorrelatorFunction", "RunnerFunction", "SlackActionsFunction"}
     # Explicit roles: SAM adds no role, no managed policy, no queue or topic of its own.
-    assert resources_of(SAM, "AWS::IAM::Role").keys() == {"CorrelatorRole", "RunnerRole"}
+    assert resources_of(SAM, "AWS::IAM::Role").keys() == {"CorrelatorRole", "RunnerRole", "SlackActionsRole"}
+    # Slack reaches the Slack actions function through a function URL; its requests are verified in code.
+    [url] = resources_of(SAM, "AWS::Lambda::Url").values()
+    assert url["Properties"]["AuthType"] == "NONE"
+    assert url["Properties"]["TargetFunctionArn"] == {"Ref": "SlackActionsFunction"}
     [mapping] = resources_of(SAM, "AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["EventQueue", "Arn"]}
@@ -57,10 +64,11 @@ def test_functions_are_bounded_traced_and_fail_somewhere_visible(function: str) 
     assert properties["Runtime"] == "python3.12"
     assert properties["TracingConfig"] == {"Mode": "Active"}
     assert properties["ReservedConcurrentExecutions"] >= 1
-    queue = properties["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
     alarms = [a["Properties"] for a in resources_of(SAM, "AWS::CloudWatch::Alarm").values()]
-    watched_queues = [a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms if a["Namespace"] == "AWS/SQS"]
-    assert queue in watched_queues and "EventDeadLetterQueue" in watched_queues
+    if function not in SYNCHRONOUS:  # invoked asynchronously or from a queue: what fails lands in a watched queue
+        queue = properties["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
+        watched_queues = [a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms if a["Namespace"] == "AWS/SQS"]
+        assert queue in watched_queues and "EventDeadLetterQueue" in watched_queues
     metrics = {a["MetricName"] for a in alarms if a["Dimensions"][0]["Value"] == {"Ref": function}}
     assert metrics == {"Errors", "Throttles"}
 
@@ -68,11 +76,12 @@ def test_functions_are_bounded_traced_and_fail_somewhere_visible(function: str) 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
 def test_functions_get_exactly_the_shared_environment(function: str) -> None:
     variables = FUNCTIONS[function]["Properties"]["Environment"]["Variables"]
+    own = {name for names in FUNCTION_ONLY_ENV.values() for name in names}
     expected = {
         value
         for name, value in vars(constants).items()
-        if name.endswith("_ENV") and name != "ENDPOINT_URL_ENV"  # tests and the demo only
-    }
+        if name.endswith("_ENV") and value not in TEST_ONLY_ENV and value not in own
+    } | FUNCTION_ONLY_ENV.get(function, set())
     assert {v for v in variables if v.startswith("CORDON_")} == expected
     assert variables[constants.ENFORCEMENT_MODE_ENV] == {"Ref": "EnforcementMode"}
 
