@@ -4,7 +4,9 @@
 2. `cordon replay examples/scenarios --execute --endpoint-url ...`: incidents, and their playbooks applied
    (credential containment enforced, availability-costing actions waiting for approval);
 3. read the account back: what changed, what did not;
-4. approve the pending endpoint quarantine with `cordon approve`, and show the audit trail;
+4. a SOC approver clicks Approve on the Slack alert: the click, signed as Slack signs it, is judged (a forged and
+   an outsider's click are refused) and applies the endpoint quarantine through the same claim as `cordon approve`;
+   the alert's buttons are replaced by who approved; then the audit trail;
 5. stop the server.
 """
 
@@ -24,7 +26,7 @@ from typing import Any, ClassVar
 
 from moto.server import ThreadedMotoServer
 
-from infra import ml_account
+from infra import ml_account, slack_approval
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,10 +35,12 @@ class _SlackInbox(BaseHTTPRequestHandler):
     """Stands in for Slack's incoming-webhook endpoint, on loopback: keeps what Cordon posts."""
 
     received: ClassVar[list[dict[str, Any]]] = []  # shared by the handler instances, one per request
+    history: ClassVar[list[dict[str, Any]]] = []  # everything, never cleared
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.received.append(json.loads(body))
+        self.history.append(self.received[-1])
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b"ok")
@@ -124,7 +128,9 @@ def main() -> None:
             # The bundled config, plus where this demo's Slack stand-in listens.
             config = Path(workdir) / "cordon.yaml"
             config.write_text(
-                (REPO / "examples" / "cordon.yaml").read_text() + "  slack_webhook_env: CORDON_SLACK_WEBHOOK_URL\n"
+                (REPO / "examples" / "cordon.yaml").read_text()
+                + "  slack_webhook_env: CORDON_SLACK_WEBHOOK_URL\n"
+                + f"approval:\n  slack_approvers: [{slack_approval.APPROVER}]\n"
             )
             _heading(f"An ML account in a moto server at {endpoint}")
             ml = ml_account.build(endpoint)
@@ -152,22 +158,14 @@ def main() -> None:
             _heading("What the account looks like now")
             _read_back(ml)
 
-            _heading("A person approves the endpoint quarantine")
+            _heading("A SOC approver clicks Approve on the Slack alert")
             audit = json.loads(_cordon("audit", "--state", state, "--output", "json", capture=True))
             pending = [a for a in audit if a["status"] == "pending_approval"]
             for action in pending:
                 print(f"pending: {action['id']} {action['responder']} {action['target']['id']}")
             quarantine = next(a for a in pending if a["responder"] == "sagemaker.quarantine-endpoint")
-            _cordon(
-                "approve",
-                quarantine["id"],
-                "--state",
-                state,
-                "--endpoint-url",
-                endpoint,
-                "--config",
-                str(config),
-            )
+            slack_url = f"http://127.0.0.1:{slack.server_address[1]}"
+            slack_approval.approve_in_slack(quarantine["id"], config, state, endpoint, slack_url, _SlackInbox.history)
             _read_back(ml)
 
             _heading("The audit trail")
