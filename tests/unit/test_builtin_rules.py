@@ -54,6 +54,22 @@ POSITIVE = {
         "ml_workload_session_credential_finding",
         "critical",
     ),
+    "09_sagemaker_notebook_code_execution_and_privesc/positive": (
+        "sagemaker_notebook_lifecycle_code_execution",
+        "high",
+    ),
+    "09_sagemaker_notebook_code_execution_and_privesc/positive_script_swapped": (
+        "sagemaker_notebook_lifecycle_script_swapped",
+        "high",
+    ),
+    "09_sagemaker_notebook_code_execution_and_privesc/positive_role_escalation": (
+        "sagemaker_execution_role_escalation",
+        "high",
+    ),
+    "09_sagemaker_notebook_code_execution_and_privesc/positive_presigned_url_by_workload": (
+        "sagemaker_presigned_url_by_workload",
+        "high",
+    ),
 }
 
 
