@@ -83,14 +83,14 @@ def test_detach_from_a_stopped_notebook_and_roll_back(aws, notebook, make_contex
 
 
 def test_a_running_notebook_is_refused_and_a_stopping_one_retried(aws, notebook, make_context, monkeypatch) -> None:
-    ctx, stubber = _stubbed_context(aws, make_context, monkeypatch, answers=0)
+    ctx, _ = _stubbed_context(aws, make_context, monkeypatch, answers=0)
     responder = DetachLifecycleConfig()
     before = responder.read_state(ctx, TARGET, responder.Params())
-    with pytest.raises(ResponderError, match="is InService: .* stop it first") as running:
+    with pytest.raises(ResponderError, match=r"is InService: .* stop it first") as running:
         responder.apply(ctx, TARGET, responder.Params(), before)
     assert running.value.permanent
     _moto_notebook().status = "Stopping"
-    with pytest.raises(ResponderError, match="is Stopping: .* `cordon retry` attempts this again") as stopping:
+    with pytest.raises(ResponderError, match=r"is Stopping: .* `cordon retry` attempts this again") as stopping:
         responder.apply(ctx, TARGET, responder.Params(), before)
     assert not stopping.value.permanent
     assert _moto_notebook().lifecycle_config_name == "priv-esc-config"  # nothing was called
@@ -98,7 +98,7 @@ def test_a_running_notebook_is_refused_and_a_stopping_one_retried(aws, notebook,
 
 def test_read_back_after_a_failed_call(aws, notebook, make_context, monkeypatch) -> None:
     aws.client("sagemaker").stop_notebook_instance(NotebookInstanceName=NOTEBOOK)
-    ctx, stubber = _stubbed_context(aws, make_context, monkeypatch, answers=2)
+    ctx, _ = _stubbed_context(aws, make_context, monkeypatch, answers=2)
     responder = DetachLifecycleConfig()
     check_read_back(responder, ctx, TARGET, responder.Params())
     assert _moto_notebook().lifecycle_config_name == "priv-esc-config"
