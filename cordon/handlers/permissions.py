@@ -122,6 +122,7 @@ RESPONDERS: Grants = {
         "sagemaker:UpdateEndpoint",
         "sagemaker:UpdateEndpointWeightsAndCapacities",
         "sagemaker:UpdateModelPackage",
+        "sagemaker:UpdateNotebookInstance",
     ),
     "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:hub/default": ("securityhub:GetFindings",),
     "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default": (
