@@ -13,6 +13,20 @@ from correlators.normalize.fields import Envelope, SourceModel, Timestamp, dig, 
 
 LABEL = "GuardDuty finding"
 
+# GuardDuty AI Protection finding types (docs: "GuardDuty AI Protection finding types"), by prefix so that a
+# variant GuardDuty adds under one of them (PromptInjection.Indirect) is covered too. They default to severity
+# Low, so a severity floor would drop every one of them: Cordon never applies one to them (the EventBridge rules
+# in template.yaml and infra/member-account.yaml, and `correlation.standalone_min_severity`).
+AI_PROTECTION_TYPE_PREFIXES = (
+    "Impact:IAMUser/AnomalousModelInvocation",
+    "Impact:IAMUser/CostHarvesting",
+    "Impact:IAMUser/PromptInjection.",
+)
+
+
+def is_ai_protection(finding_type: str) -> bool:
+    return finding_type.startswith(AI_PROTECTION_TYPE_PREFIXES)
+
 
 class GuardDutyService(SourceModel):
     eventLastSeen: Timestamp | None = None
