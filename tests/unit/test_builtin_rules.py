@@ -36,11 +36,19 @@ POSITIVE = {
     "12_bedrock_llmjacking/positive_protection_removed": ("bedrock_invocation_logging_or_guardrail_removed", "high"),
     "12_bedrock_llmjacking/positive_ai_finding": ("bedrock_ai_finding_with_invocation", "high"),
     "12_bedrock_llmjacking/positive_credential_finding": ("bedrock_use_with_credential_finding", "critical"),
+    "13_ml_data_destruction/positive": ("ml_asset_deletion_burst", "critical"),
+    "13_ml_data_destruction/positive_batch": ("ml_asset_batch_delete_burst", "critical"),
+    "13_ml_data_destruction/positive_lifecycle": ("ml_asset_bucket_expiring_lifecycle", "critical"),
+    "13_ml_data_destruction/positive_sse_c": ("ml_asset_sse_c_rewrite_burst", "critical"),
+    "14_guardduty_attack_sequence/positive": ("guardduty_attack_sequence", "critical"),
+    "14_guardduty_attack_sequence/positive_joins": ("guardduty_attack_sequence", "critical"),
 }
 
 # negative fixture (file stem) -> the rule it must not raise, where it is not the rule file's first rule above
 NEGATIVE_RULE = {
     "12_bedrock_llmjacking/negative_failed_removal": "bedrock_invocation_logging_or_guardrail_removed",
+    "13_ml_data_destruction/negative_lifecycle_transition": "ml_asset_bucket_expiring_lifecycle",
+    "13_ml_data_destruction/negative_sse_kms": "ml_asset_sse_c_rewrite_burst",
 }
 
 
