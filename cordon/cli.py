@@ -183,7 +183,9 @@ def _coverage(args: argparse.Namespace, config: Config) -> int:
         text = coverage.readme_table(rules, Path.cwd()) + "\n"
     else:
         scenarios = coverage.load_scenarios(args.scenarios) if args.scenarios.is_dir() else []
-        rows = coverage.matrix(rules, playbooks, scenarios, Path.cwd())
+        rows = coverage.matrix(
+            rules, playbooks, scenarios, Path.cwd(), min_severity=config.correlation.standalone_min_severity
+        )
         if args.format == "text":
             from cordon.render import render_coverage
 

@@ -138,15 +138,25 @@ class Row:
         return tuple(name for name, found in cells.items() if not found)
 
 
-def matrix(rules: RuleSet, playbooks: Sequence[Playbook], scenarios: Sequence[Scenario], root: Path) -> list[Row]:
-    """One row per technique any rule is tagged with, in framework and id order."""
+def matrix(
+    rules: RuleSet,
+    playbooks: Sequence[Playbook],
+    scenarios: Sequence[Scenario],
+    root: Path,
+    min_severity: Severity = Severity.MEDIUM,
+) -> list[Row]:
+    """One row per technique a rule raising incidents is tagged with (or feeds), in framework and id order. A
+    detection below `min_severity` (the config's `correlation.standalone_min_severity`) that no correlation uses
+    opens no incident: its techniques are context, not rows."""
     tagged: dict[Technique, list[Rule]] = {}
     for rule in _all(rules):
         for technique in filter(None, map(technique_of, rule.tags)):
             tagged.setdefault(technique, []).append(rule)
     rows = []
     for technique, found in sorted(tagged.items()):
-        by_key = {r.key: r for rule in found for r in _raising(rules, rule)}
+        by_key = {r.key: r for rule in found for r in _raising(rules, rule) if _opens(r, min_severity)}
+        if not by_key:
+            continue
         raising = [by_key[key] for key in sorted(by_key)]
         rows.append(
             Row(
@@ -185,6 +195,11 @@ def _raising(rules: RuleSet, rule: Rule) -> list[Rule]:
 
 def _alerts(rule: Rule) -> bool:
     return rule.alerts if isinstance(rule, CorrelationRule) else (rule.generate or not rule.referenced)
+
+
+def _opens(rule: Rule, min_severity: Severity) -> bool:
+    """Whether the rule's incidents exist: a correlation raises its own; a detection alone only from the floor."""
+    return isinstance(rule, CorrelationRule) or (rule.level or Severity.MEDIUM).rank >= min_severity.rank
 
 
 def _triggers(playbook: Playbook, rule: Rule) -> bool:

@@ -66,7 +66,8 @@ class CorrelationConfig(_Strict):
     lateness: Timespan = Timespan("15m")  # how late (in event time) an event may arrive and still be in order
     max_state_entries: int = Field(default=200_000, ge=100)  # signals kept; stalest evicted first beyond it
     # A signal that no correlation rule raised opens an incident on its own from this severity up
-    # (findings, alarms, standalone Sigma rules).
+    # (findings, alarms, standalone Sigma rules). Never applied to GuardDuty AI Protection findings, which
+    # GuardDuty rates Low by default (correlators.normalize.guardduty.is_ai_protection): they always open one.
     standalone_min_severity: Severity = Severity.MEDIUM
     # Signals this close in event time to an incident, sharing one of its identities, join it.
     incident_window: Timespan = Timespan("1h")

@@ -19,8 +19,9 @@ from correlators.detect import Detector
 from correlators.errors import EventRejectedError
 from correlators.incidents import IncidentGraph, entity_partition
 from correlators.ingest import Item, Rejection
-from correlators.model import NormalizedEvent
+from correlators.model import EventSource, NormalizedEvent
 from correlators.normalize import normalize
+from correlators.normalize.guardduty import is_ai_protection
 from correlators.sigma.loader import RuleSet
 from correlators.signals import Signal
 from correlators.state.base import StateStore
@@ -129,11 +130,21 @@ class Pipeline:
         for firing in self._correlator.evaluate(signal, self.store):
             self._raise_correlation(firing, signal)
             raised = True
-        if signal.standalone and signal.severity.rank >= self._min_severity.rank:
+        if self._opens_alone(signal):
             self.incidents.raise_incident(signal.rule, signal.title, signal.severity, [signal], trigger=signal)
             raised = True
         if not raised:
             self.incidents.attach_context(signal)
+
+    def _opens_alone(self, signal: Signal) -> bool:
+        """A standalone signal opens an incident from the severity floor up; a GuardDuty AI Protection finding
+        (default severity Low) whatever the floor, so that LLM-jacking is never dropped silently."""
+        if not signal.standalone:
+            return False
+        if signal.severity.rank >= self._min_severity.rank:
+            return True
+        finding = signal.event.finding
+        return signal.event.source is EventSource.GUARDDUTY and finding is not None and is_ai_protection(finding.type)
 
     def _raise_correlation(self, firing: Firing, trigger: Signal) -> None:
         rule = firing.rule

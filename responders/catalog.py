@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import responders.apigateway
+import responders.bedrock
 import responders.ec2
 import responders.iam
 import responders.notify

@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import FiniteFloat, model_validator
 
-from correlators.model import EventSource, Finding, NormalizedEvent, Resource, Severity
+from correlators.model import Actor, EventSource, Finding, NormalizedEvent, Resource, Severity
 from correlators.normalize import identity
 from correlators.normalize import resources as res
 from correlators.normalize.fields import Envelope, SourceModel, Timestamp, dig, mapping, text, validate
 
 LABEL = "GuardDuty finding"
 
+# GuardDuty AI Protection finding types (docs: "GuardDuty AI Protection finding types"), by prefix so that a
+# variant GuardDuty adds under one of them (PromptInjection.Indirect) is covered too. They default to severity
+# Low, so a severity floor would drop every one of them: Cordon never applies one to them (the EventBridge rules
+# in template.yaml and infra/member-account.yaml, and `correlation.standalone_min_severity`).
+AI_PROTECTION_TYPE_PREFIXES = (
+    "Impact:IAMUser/AnomalousModelInvocation",
+    "Impact:IAMUser/CostHarvesting",
+    "Impact:IAMUser/PromptInjection.",
+)
+
+
+def is_ai_protection(finding_type: str) -> bool:
+    return finding_type.startswith(AI_PROTECTION_TYPE_PREFIXES)
+
 
 class GuardDutyService(SourceModel):
     eventLastSeen: Timestamp | None = None
     archived: bool = False
     action: dict[str, Any] | None = None
+    detection: dict[str, Any] | None = None  # `anomaly`, or `sequence` for an attack sequence
 
 
 class GuardDutyFinding(SourceModel):
@@ -69,6 +85,8 @@ def normalize_guardduty(document: dict[str, Any], origin: str, envelope: Envelop
     # (archiving, severity changes), so it is only the fallback.
     seen = finding.service.eventLastSeen or finding.updatedAt
     assert seen is not None  # checked by the model
+    actor = identity.from_access_key_details(dig(finding.resource, "accessKeyDetails"), account, partition)
+    sequence = _Sequence.of(finding.service.detection, account, partition)
     return NormalizedEvent(
         event_id=finding.id,
         time=seen,
@@ -78,10 +96,10 @@ def normalize_guardduty(document: dict[str, Any], origin: str, envelope: Envelop
         action=_api(api_call),
         outcome="failure" if error_code else "success",
         error_code=error_code,
-        actor=identity.from_access_key_details(dig(finding.resource, "accessKeyDetails"), account, partition),
-        source_ip=_remote_ip(action),
+        actor=actor or (sequence.actors[0] if sequence.actors else None),
+        source_ip=_remote_ip(action) or sequence.source_ip,
         user_agent=text(dig(api_call, "userAgent", "fullUserAgent")) or text(api_call.get("userAgent")),
-        resources=res.unique(_resources(finding.resource or {})),
+        resources=res.unique(_resources(finding.resource or {}) + sequence.resources),
         finding=Finding(
             type=finding.type,
             title=finding.title,
@@ -93,6 +111,59 @@ def normalize_guardduty(document: dict[str, Any], origin: str, envelope: Envelop
         raw=document,
         origin=origin,
     )
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    """What an attack sequence (`service.detection.sequence`, AttackSequence:* findings) names: its actors, with
+    their users, keys, sessions and instances resolved as any finding's `accessKeyDetails`; its resources (the
+    access keys among them resolved the same way); and its first network endpoint. Signals refer to these by id,
+    so the actors and resources are every entity the signals name."""
+
+    actors: list[Actor]
+    resources: list[Resource | None]
+    source_ip: str | None
+
+    @classmethod
+    def of(cls, detection: dict[str, Any] | None, account: str | None, partition: str) -> _Sequence:
+        sequence = mapping(dig(detection, "sequence"))
+        actors = [_sequence_actor(mapping(a), account, partition) for a in _list(sequence.get("actors"))]
+        found = [actor for actor in actors if actor is not None]
+        resources: list[Resource | None] = [r for actor in found for r in res.identities_of(actor)]
+        for item in map(mapping, _list(sequence.get("resources"))):
+            if item.get("resourceType") == "ACCESS_KEY":
+                details = {**mapping(dig(item, "data", "accessKey")), "accessKeyId": item.get("uid")}
+                key_owner = identity.from_access_key_details(details, text(item.get("accountId")) or account, partition)
+                resources += res.identities_of(key_owner)
+            else:
+                resources.append(res.from_resource_v2(item))
+        ips = [text(mapping(e).get("ip")) for e in _list(sequence.get("endpoints"))]
+        return cls(found, resources, next((ip for ip in ips if ip), None))
+
+
+def _sequence_actor(actor: dict[str, Any], account: str | None, partition: str) -> Actor | None:
+    """An attack-sequence actor (`user` {name, uid, type, credentialUid, account}, `session` {issuer}) read as
+    GuardDuty's `accessKeyDetails`; a role session's issuer ARN names the role when `user.name` does not."""
+    user = mapping(actor.get("user"))
+    if not user:
+        return None
+    issuer = text(dig(actor, "session", "issuer"))
+    issuer_role = identity.role_arn_from_session(issuer) or (issuer if issuer and ":role/" in issuer else None)
+    name = text(user.get("name"))
+    if text(user.get("type")) == "AssumedRole" and issuer_role:
+        name = issuer_role.rsplit("/", 1)[-1]
+    details = {
+        "accessKeyId": user.get("credentialUid"),
+        "principalId": user.get("uid"),
+        "userName": name,
+        "userType": user.get("type"),
+    }
+    owner_account = text(dig(user, "account", "uid")) or account
+    return identity.from_access_key_details(details, owner_account, partition)
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _api(api_call: dict[str, Any]) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from correlators.model import EntityType, Resource
+from correlators.model import Actor, EntityType, Resource
 
 # Real ids are lowercase; anonymised datasets (Stratus Red Team) mix cases, and they must still link up.
 INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}", re.IGNORECASE)
@@ -112,6 +112,41 @@ def _apigateway(partition: str, region: str, path: str) -> Resource | None:
         return Resource(type=EntityType.API, id=base)
     if segments[0] == "apikeys":
         return Resource(type=EntityType.API_KEY, id=base)
+    return None
+
+
+def identities_of(actor: Actor | None) -> list[Resource]:
+    """An actor's identities as resources, for a finding that names several actors (a GuardDuty attack sequence):
+    the event has one actor, and the others still have to be identity nodes of the graph."""
+    if actor is None:
+        return []
+    named = [
+        (EntityType.PRINCIPAL, actor.principal if actor.principal and actor.principal.startswith("arn:") else None),
+        (
+            EntityType.ACCESS_KEY,
+            actor.access_key if actor.access_key and ACCESS_KEY_ID.fullmatch(actor.access_key) else None,
+        ),
+        (EntityType.SESSION, actor.session),
+        (EntityType.INSTANCE, actor.instance),
+    ]
+    return [Resource(type=kind, id=value) for kind, value in named if value]
+
+
+# GuardDuty ResourceV2 `resourceType` (attack sequences) -> how its `uid` or `name` becomes a resource.
+def from_resource_v2(item: dict[str, object]) -> Resource | None:
+    """A resource of a GuardDuty attack sequence (`service.detection.sequence.resources[]`), for the kinds the
+    graph knows: S3 buckets and objects, EC2 instances, SageMaker endpoints. Access keys are identities, resolved
+    by the caller with the rest of the actor."""
+    kind, uid, name = item.get("resourceType"), item.get("uid"), item.get("name")
+    if kind == "S3_BUCKET":
+        bucket_name = name if isinstance(name, str) and name else str(uid or "").removeprefix("arn:aws:s3:::")
+        return bucket(bucket_name) if bucket_name else None
+    if kind == "S3_OBJECT" and isinstance(uid, str):
+        return from_arn(uid) if uid.startswith("arn:") else None
+    if kind == "EC2_INSTANCE":
+        return from_arn(uid) if isinstance(uid, str) and uid.startswith("arn:") else instance(uid)
+    if kind == "SAGEMAKER_ENDPOINT" and isinstance(uid, str):
+        return from_arn(uid)
     return None
 
 

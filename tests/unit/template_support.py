@@ -10,7 +10,8 @@ The matcher implements the part of EventBridge's content filtering the templates
 - `{"exists": false}` matches when the path yields no value at all (no element of the array has it), `true`
   when it yields one;
 - `{"numeric": [op, n, ...]}` matches numbers only; `{"prefix": s}` and `{"anything-but": [...]}` match strings;
-  a literal matches an equal value (JSON equality: 4 == 4.0, "4" != 4).
+  a literal matches an equal value (JSON equality: 4 == 4.0, "4" != 4);
+- `"$or": [pattern, ...]` at any level matches when one of the alternatives (each a pattern at that level) does.
 
 moto 5.2's matcher (`moto.events.models.EventPattern`) flattens only objects: it never looks into arrays of
 objects such as Security Hub's `detail.findings[]`. The tests compare this matcher with moto's wherever moto
@@ -173,6 +174,10 @@ def _leaf_matches(values: list[Any], allowed: list[Any]) -> bool:
 def matches(pattern: dict[str, Any], event: dict[str, Any], path: tuple[str, ...] = ()) -> bool:
     """EventBridge's verdict on `event` for `pattern` (the subset of the semantics in this module's docstring)."""
     for key, allowed in pattern.items():
+        if key == "$or":  # any one of the alternatives, each a pattern at this level
+            if not any(matches(alternative, event, path) for alternative in allowed):
+                return False
+            continue
         here = [*path, key]
         if isinstance(allowed, dict):
             if not matches(allowed, event, tuple(here)):

@@ -42,6 +42,12 @@ WATCHED = {
         *("cloudtrail", "guardduty", "kms", "lambda", "securityhub"),
     ]
 }
+# GuardDuty AI Protection finding types (default severity Low): routed whatever the floor.
+AI_PROTECTION = (
+    "Impact:IAMUser/AnomalousModelInvocation",
+    "Impact:IAMUser/CostHarvesting",
+    "Impact:IAMUser/PromptInjection.",
+)
 TEMPLATE = load()
 SAMPLE_EVENTS = list(sample_events())
 
@@ -61,7 +67,8 @@ def intended(event: dict[str, Any], floor: float) -> bool:
     """What Cordon wants from EventBridge, in plain Python."""
     detail_type, detail = event.get("detail-type"), event.get("detail") or {}
     if detail_type == "GuardDuty Finding":
-        return event.get("source") == "aws.guardduty" and detail.get("severity", 0) >= floor
+        ai_protection = str(detail.get("type", "")).startswith(AI_PROTECTION)  # written from the docs, not the template
+        return event.get("source") == "aws.guardduty" and (detail.get("severity", 0) >= floor or ai_protection)
     if detail_type == "AWS API Call via CloudTrail":
         return detail.get("eventSource") in WATCHED
     if detail_type == "CloudWatch Alarm State Change":
@@ -265,3 +272,18 @@ def test_matcher_looks_into_arrays_of_objects_as_eventbridge_does() -> None:
     assert matches({"a": [{"numeric": [">=", 4]}]}, {"a": 4.0})
     assert not matches({"a": [{"numeric": [">=", 4]}]}, {"a": "5"})  # numbers only
     assert not matches({"a": [True]}, {"a": 1})
+
+
+@pytest.mark.parametrize("finding_type", [*AI_PROTECTION[:2], "Impact:IAMUser/PromptInjection.Direct"])
+def test_ai_protection_findings_pass_whatever_the_floor(sample_set: list[Any], finding_type: str) -> None:
+    # GIVEN an AI Protection finding at its default severity, Low, and the floor at its highest
+    event = _first(sample_set, "GuardDuty Finding")
+    event["detail"]["type"], event["detail"]["severity"] = finding_type, 2
+    # THEN every intake copy routes it, while another finding of that severity stays dropped
+    for rule_set in (intake(TEMPLATE, 10), intake(TEMPLATE, 10, bus="cordon")):
+        assert routed(event, rule_set)
+    event["detail"]["type"] = "Impact:IAMUser/AnomalousBehavior"
+    assert not routed(event, intake(TEMPLATE, 10))
+    member = [r for r in rules(load(MEMBER_TEMPLATE), {"GuardDutyMinSeverity": 10}) if r.name == "GuardDutyRule"]
+    event["detail"]["type"] = finding_type
+    assert [matches(r.pattern, event) for r in member] == [True]
