@@ -94,6 +94,8 @@ def _resources(
     if "sagemaker" in service:
         found += _sagemaker(params, region, account)
         found += [r for uri in sagemaker.s3_inputs(record.eventName, params) for r in _s3_uri(uri)]
+        # A new model package version is named only in the answer (CreateModelPackage's modelPackageArn).
+        found.append(res.from_arn((record.responseElements or {}).get("modelPackageArn")))
     if service == "apigateway":
         found += _apigateway(params, region)
     found += _instances(params) + _instances(record.responseElements or {})
@@ -122,6 +124,7 @@ _SAGEMAKER_PARAMETERS = {
     "notebookInstanceName": "notebook-instance",
     "trainingJobName": "training-job",
     "modelPackageName": "model-package",
+    "modelPackageArn": "model-package",  # UpdateModelPackage (approval)
     "modelPackageGroupName": "model-package-group",
 }
 

@@ -22,7 +22,13 @@ ETL = {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/etl
 CONTRACTOR = {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/ml-contractor", "userName": "ml-contractor"}
 
 
-def _event(name: str, params: dict[str, Any], who: dict[str, Any] = CONTRACTOR, config: Config = CONFIG) -> Any:
+def _event(
+    name: str,
+    params: dict[str, Any],
+    who: dict[str, Any] = CONTRACTOR,
+    config: Config = CONFIG,
+    response: dict[str, Any] | None = None,
+) -> Any:
     record = {
         "eventVersion": "1.09",
         "eventTime": "2026-11-18T10:00:00Z",
@@ -33,6 +39,7 @@ def _event(name: str, params: dict[str, Any], who: dict[str, Any] = CONTRACTOR, 
         "recipientAccountId": "111122223333",
         "userIdentity": {"accountId": "111122223333", **who},
         "requestParameters": params,
+        "responseElements": response,
     }
     (event,) = normalize(RawRecord(payload=record, where="t:1"), config)
     return event
@@ -76,6 +83,14 @@ def test_jobs_pipelines_and_models_name_their_s3_inputs(name: str, params: dict[
     event = _event(name, params)
     objects = [r.id for r in event.resources if r.type is EntityType.OBJECT]
     assert objects == [f"s3://ml-data/{expected}" if expected else "s3://ml-models/v7/model.tar.gz"]
+
+
+def test_a_model_package_version_is_named_by_its_creation_and_its_approval() -> None:
+    arn = "arn:aws:sagemaker:us-east-1:111122223333:model-package/fraud-scorer/3"
+    created = _event("CreateModelPackage", {"modelPackageGroupName": "fraud-scorer"}, response={"modelPackageArn": arn})
+    approved = _event("UpdateModelPackage", {"modelPackageArn": arn, "modelApprovalStatus": "Approved"})
+    for event in (created, approved):
+        assert Resource(type=EntityType.SAGEMAKER_MODEL_PACKAGE, id=arn) in event.resources
 
 
 def test_declared_writer_is_judged_only_where_the_config_declares_writers() -> None:
