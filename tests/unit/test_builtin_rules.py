@@ -32,6 +32,11 @@ POSITIVE = {
         "ml_notebook_or_model_package_after_credential_finding",
         "high",
     ),
+    "10_training_data_poisoning/positive": ("ml_training_data_poisoned_then_trained", "high"),
+    "10_training_data_poisoning/positive_pipeline": ("ml_training_data_poisoned_then_trained", "high"),
+    "11_model_tampering_supply_chain/positive": ("ml_model_tampered_then_deployed", "critical"),
+    "11_model_tampering_supply_chain/positive_artifact": ("ml_model_tampered_then_deployed", "critical"),
+    "11_model_tampering_supply_chain/positive_release_pipeline": ("ml_untrusted_image_model_deployed", "critical"),
 }
 
 
