@@ -7,6 +7,7 @@ import responders.ec2
 import responders.iam
 import responders.notify
 import responders.s3
+import responders.s3_versions
 import responders.sagemaker
 import responders.wafv2  # noqa: F401 - each import registers that module's responders
 from responders.base import Responder, registry

@@ -105,7 +105,19 @@ RESPONDERS: Grants = {
         "iam:PutRolePolicy",
     ),
     # Bucket ARNs carry no account; the statement's aws:ResourceAccount condition keeps it to this account.
-    "arn:${AWS::Partition}:s3:::*": ("s3:DeleteBucketPolicy", "s3:GetBucketPolicy", "s3:PutBucketPolicy"),
+    # ... and its objects (s3.restore-object-versions): `s3:::*` covers `bucket/key` too.
+    "arn:${AWS::Partition}:s3:::*": (
+        "s3:DeleteBucketPolicy",
+        "s3:DeleteObject",
+        "s3:GetBucketPolicy",
+        "s3:GetBucketVersioning",
+        "s3:GetObjectVersion",
+        "s3:GetObjectVersionTagging",
+        "s3:ListBucketVersions",
+        "s3:PutBucketPolicy",
+        "s3:PutObject",
+        "s3:PutObjectTagging",
+    ),
     "arn:${AWS::Partition}:sagemaker:*:${AWS::AccountId}:*": (
         "sagemaker:AddTags",
         "sagemaker:CreateEndpointConfig",
