@@ -63,8 +63,9 @@ _ACCOUNT_IAM_USERS = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"
 _ACCOUNT_IAM_ROLES = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"
 
 RESPONDERS: Grants = {
-    # Describe* and GetCallerIdentity have no resource-level permissions.
+    # Describe*, LookupEvents and GetCallerIdentity have no resource-level permissions.
     ANY: (
+        "cloudtrail:LookupEvents",
         "ec2:DescribeIamInstanceProfileAssociations",
         "ec2:DescribeInstanceAttribute",
         "ec2:DescribeInstances",
