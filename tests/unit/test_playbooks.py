@@ -77,7 +77,7 @@ def test_the_builtin_playbooks_load_against_the_builtin_rules() -> None:
         [BUILTIN_PLAYBOOKS], RESPONDERS, known_rules(load_ruleset(Config())), collect_errors=True
     )
     assert errors == []
-    assert len(playbooks) == 7
+    assert len(playbooks) == 9
 
 
 def test_a_plan_targets_only_what_the_incident_names(tmp_path: Path) -> None:
