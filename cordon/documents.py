@@ -18,7 +18,13 @@ def incident_json(incident: Incident) -> dict[str, Any]:
         "last_seen": incident.last_seen.isoformat(),
         "entities": [{"type": e.type.value, "id": e.id} for e in incident.entities],
         "signals": [
-            {"rule": s.rule, "event_id": s.event_id, "time": s.time.isoformat(), "source": s.source}
+            {
+                "rule": s.rule,
+                "event_id": s.event_id,
+                "time": s.time.isoformat(),
+                "source": s.source,
+                "principal": s.principal,
+            }
             for s in incident.signals
         ],
         # Past the cap `signals` holds the earliest and the latest; these count every one of them.

@@ -30,6 +30,11 @@ from correlators.yamlsafe import load_yaml_mapping, locate
 
 _ASSET_CLASS_NAME = re.compile(r"[a-z][a-z0-9_]*")
 MAX_ASSET_GLOBS = 20_000
+MAX_WRITER_GLOBS = 1_000
+MAX_IMAGE_REGISTRIES = 1_000
+# A registry host (ECR: 123456789012.dkr.ecr.us-east-1.amazonaws.com), optionally with a repository path; fnmatch
+# globs allowed. No scheme, tag or digest: an image is allowed by where it comes from, not by its version.
+_REGISTRY_GLOB = re.compile(r"[A-Za-z0-9*?.\-]+(?::[0-9*]+)?(?:/[A-Za-z0-9*?._\-/]+)?")
 # Longest settings: state is kept for the longest window + incident window + lateness, so each is bounded.
 _WINDOW_BOUNDS = {"lateness": 7 * 86400, "incident_window": 30 * 86400}
 
@@ -124,9 +129,17 @@ class Config(_Strict):
     builtin_playbooks: bool = True
     # Site values playbooks bind with JMESPath as `site.<key>` (an SNS topic, a WAF IP set, asset buckets).
     site: dict[str, Any] = Field(default_factory=dict)
+    # asset class -> IAM principal ARN globs that may write it (the ETL role, the training pipeline's role). Any other
+    # principal writing there is an undeclared writer (`cordon.declared_writer: false`); a class not listed here
+    # is not judged. Roles, not sessions: a session resolves to its role.
+    asset_writers: dict[str, list[str]] = Field(default_factory=dict)
+    # Container registries models and model packages may pull from (ECR hosts, optionally /repository, globs). An
+    # image elsewhere is `cordon.image_allowed: false`; with none listed, images are not judged.
+    allowed_image_registries: list[str] = Field(default_factory=list)
     _classes: list[str] = PrivateAttr(default_factory=list)
     _uri_index: GlobIndex = PrivateAttr()
     _bucket_index: GlobIndex = PrivateAttr()
+    _writer_index: dict[str, GlobIndex] = PrivateAttr(default_factory=dict)
 
     @field_validator("assets")
     @classmethod
@@ -142,6 +155,39 @@ class Config(_Strict):
             raise ValueError(f"{total:,} asset globs: at most {MAX_ASSET_GLOBS:,} (use prefixes: s3://bucket/dir/*)")
         return assets
 
+    @field_validator("asset_writers")
+    @classmethod
+    def _writer_globs(cls, writers: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        assets = info.data.get("assets") or {}  # validated before: it is declared first
+        for name, globs in writers.items():
+            if name not in assets:
+                known = ", ".join(assets) or "none: define assets first"
+                raise ValueError(f"asset class {name!r} is not in assets ({known})")
+            for glob in globs:
+                if not glob.startswith("arn:") or ":iam::" not in glob:
+                    raise ValueError(
+                        f"{glob!r} is not an IAM principal ARN glob (expected 'arn:aws:iam::<account>:role/<name>' "
+                        "or ':user/<name>'; a session resolves to its role)"
+                    )
+        total = sum(len(globs) for globs in writers.values())
+        if total > MAX_WRITER_GLOBS:
+            raise ValueError(f"{total:,} writer globs: at most {MAX_WRITER_GLOBS:,} (use globs: role/etl-*)")
+        return writers
+
+    @field_validator("allowed_image_registries")
+    @classmethod
+    def _registry_globs(cls, registries: list[str]) -> list[str]:
+        for glob in registries:
+            if not _REGISTRY_GLOB.fullmatch(glob):
+                raise ValueError(
+                    f"{glob!r} is not a registry (expected a host such as "
+                    "'123456789012.dkr.ecr.us-east-1.amazonaws.com', optionally with '/repository'; globs allowed; "
+                    "no scheme, tag or digest)"
+                )
+        if len(registries) > MAX_IMAGE_REGISTRIES:
+            raise ValueError(f"{len(registries):,} registries: at most {MAX_IMAGE_REGISTRIES:,} (use globs)")
+        return registries
+
     @model_validator(mode="after")
     def _asset_index(self) -> Config:
         names = list(self.assets)
@@ -153,6 +199,7 @@ class Config(_Strict):
             for glob in self.assets[name]
             if glob.startswith("s3://")
         )
+        self._writer_index = {name: GlobIndex((0, g) for g in globs) for name, globs in self.asset_writers.items()}
         return self
 
     def asset_class(self, uri: str) -> str | None:
@@ -164,6 +211,41 @@ class Config(_Strict):
         """The first asset class with an s3:// glob whose bucket part matches `bucket` (a bucket name)."""
         rank = self._bucket_index.first(bucket)
         return None if rank is None else self._classes[rank]
+
+    def declared_writer(self, asset_class: str, principal: str) -> bool | None:
+        """Whether `principal` (an IAM ARN) is a declared writer of `asset_class`; None when the class declares none."""
+        index = self._writer_index.get(asset_class)
+        return None if index is None else index.first(principal) is not None
+
+    def image_allowed(self, image: str) -> bool | None:
+        """Whether a container image comes from an allowed registry; None when no registry is listed."""
+        if not self.allowed_image_registries:
+            return None
+        host, repository = image_origin(image)
+        return any(
+            fnmatch.fnmatchcase(f"{host}/{repository}" if "/" in glob else host, glob)
+            for glob in self.allowed_image_registries
+        )
+
+
+def image_origin(image: str) -> tuple[str, str]:
+    """(registry host, repository) of an image reference, without tag or digest. Docker's rules: a first path part
+    with a dot or a colon (or `localhost`) is a host; otherwise the image is on Docker Hub (`docker.io`).
+
+    >>> image_origin("123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud/scorer:v7")
+    ('123456789012.dkr.ecr.us-east-1.amazonaws.com', 'fraud/scorer')
+    >>> image_origin("python:3.11")
+    ('docker.io', 'python')
+    """
+    reference = image.split("@", 1)[0]
+    first, _, rest = reference.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, path = first, rest
+    else:
+        host, path = "docker.io", reference
+    name, _, tag = path.rpartition(":")
+    repository = name if name and "/" not in tag else path
+    return host.lower(), repository
 
 
 class GlobIndex:

@@ -132,6 +132,10 @@ class NormalizedEvent(BaseModel):
     source_ip: str | None = None
     user_agent: str | None = None
     resources: list[Resource] = Field(default_factory=list)
+    images: list[str] = Field(default_factory=list)  # container images a SageMaker model or package names
+    # Set by enrichment from the site config (None: not judged, the config says nothing about it):
+    declared_writer: bool | None = None  # the principal is a declared writer of every asset class it touched
+    image_allowed: bool | None = None  # every image it names comes from an allowed registry
     finding: Finding | None = None
     alarm: Alarm | None = None
     raw: dict[str, Any] = Field(repr=False)  # CloudTrail record, GuardDuty/ASFF finding, or alarm `detail`

@@ -71,6 +71,9 @@ class SignalRef(BaseModel):
     source: str
     what: str = ""  # the API call, finding type or alarm, for people reading a timeline
     origin: str = ""
+    # Who acted (the resolved IAM principal), so a playbook can act on the principal of one rule's signals only:
+    # the writer that poisoned a prefix, not the pipeline that trained on it.
+    principal: str | None = None
 
     @classmethod
     def of(cls, signal: Signal) -> SignalRef:
@@ -85,6 +88,7 @@ class SignalRef(BaseModel):
             source=event.source,
             what=what,
             origin=event.origin,
+            principal=event.actor.principal if event.actor else None,
         )
 
     @property

@@ -8,6 +8,7 @@ import responders.ec2
 import responders.iam
 import responders.notify
 import responders.s3
+import responders.s3_versions
 import responders.sagemaker
 import responders.sagemaker.lifecycle
 import responders.wafv2  # noqa: F401 - each import registers that module's responders

@@ -63,8 +63,9 @@ _ACCOUNT_IAM_USERS = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"
 _ACCOUNT_IAM_ROLES = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"
 
 RESPONDERS: Grants = {
-    # Describe* and GetCallerIdentity have no resource-level permissions.
+    # Describe*, LookupEvents and GetCallerIdentity have no resource-level permissions.
     ANY: (
+        "cloudtrail:LookupEvents",
         "ec2:DescribeIamInstanceProfileAssociations",
         "ec2:DescribeInstanceAttribute",
         "ec2:DescribeInstances",
@@ -105,7 +106,19 @@ RESPONDERS: Grants = {
         "iam:PutRolePolicy",
     ),
     # Bucket ARNs carry no account; the statement's aws:ResourceAccount condition keeps it to this account.
-    "arn:${AWS::Partition}:s3:::*": ("s3:DeleteBucketPolicy", "s3:GetBucketPolicy", "s3:PutBucketPolicy"),
+    # ... and its objects (s3.restore-object-versions): `s3:::*` covers `bucket/key` too.
+    "arn:${AWS::Partition}:s3:::*": (
+        "s3:DeleteBucketPolicy",
+        "s3:DeleteObject",
+        "s3:GetBucketPolicy",
+        "s3:GetBucketVersioning",
+        "s3:GetObjectVersion",
+        "s3:GetObjectVersionTagging",
+        "s3:ListBucketVersions",
+        "s3:PutBucketPolicy",
+        "s3:PutObject",
+        "s3:PutObjectTagging",
+    ),
     "arn:${AWS::Partition}:sagemaker:*:${AWS::AccountId}:*": (
         "sagemaker:AddTags",
         "sagemaker:CreateEndpointConfig",

@@ -202,7 +202,16 @@ def representative_incident(playbook: Playbook, site: Mapping[str, Any]) -> dict
         "first_seen": time,
         "last_seen": time,
         "entities": [{"type": kind.value, "id": _SAMPLE_IDS.get(kind, f"sample-{kind.value}")} for kind in EntityType],
-        "signals": [{"rule": rule, "event_id": "sample-event", "time": time, "source": "cloudtrail"} for rule in rules],
+        "signals": [
+            {
+                "rule": rule,
+                "event_id": "sample-event",
+                "time": time,
+                "source": "cloudtrail",
+                "principal": _SAMPLE_IDS[EntityType.PRINCIPAL],
+            }
+            for rule in rules
+        ],
         "signal_count": len(rules),
         "rule_counts": dict.fromkeys(rules, 1),
         "actions": [],

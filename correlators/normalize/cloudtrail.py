@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from correlators.model import EventSource, NormalizedEvent, Resource
-from correlators.normalize import identity
+from correlators.normalize import identity, sagemaker
 from correlators.normalize import resources as res
 from correlators.normalize.fields import Envelope, SourceModel, Timestamp, dig, text, validate
 
@@ -55,6 +55,7 @@ def normalize_cloudtrail(document: dict[str, Any], origin: str, envelope: Envelo
         source_ip=ip_or_none(record.sourceIPAddress),
         user_agent=record.userAgent,
         resources=res.unique(_resources(record, service, region, account)),
+        images=sagemaker.images(record.eventName, record.requestParameters or {}) if service == "sagemaker" else [],
         raw=document,
         origin=origin,
     )
@@ -92,6 +93,9 @@ def _resources(
     found += _s3(params)
     if "sagemaker" in service:
         found += _sagemaker(params, region, account)
+        found += [r for uri in sagemaker.s3_inputs(record.eventName, params) for r in _s3_uri(uri)]
+        # A new model package version is named only in the answer (CreateModelPackage's modelPackageArn).
+        found.append(res.from_arn((record.responseElements or {}).get("modelPackageArn")))
     if service == "apigateway":
         found += _apigateway(params, region)
     found += _instances(params) + _instances(record.responseElements or {})
@@ -106,12 +110,21 @@ def _s3(params: dict[str, Any]) -> list[Resource | None]:
     return [res.bucket(name), res.s3_object(name, key) if key else None]
 
 
+def _s3_uri(uri: str) -> list[Resource | None]:
+    """`s3://bucket/prefix`: the bucket, and the object (or prefix) it names, as an S3 call's resources are."""
+    name, _, key = uri.removeprefix("s3://").partition("/")
+    if not name:
+        return []
+    return [res.bucket(name), res.s3_object(name, key) if key else None]
+
+
 _SAGEMAKER_PARAMETERS = {
     "endpointName": "endpoint",
     "modelName": "model",
     "notebookInstanceName": "notebook-instance",
     "trainingJobName": "training-job",
     "modelPackageName": "model-package",
+    "modelPackageArn": "model-package",  # UpdateModelPackage (approval)
     "modelPackageGroupName": "model-package-group",
 }
 

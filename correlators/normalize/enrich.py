@@ -1,22 +1,40 @@
-"""Asset classes from the site configuration: which buckets, prefixes and SageMaker resources are ML assets.
+"""What the site configuration says about an event: asset classes, declared writers, allowed images.
 
-Objects are matched by their `s3://bucket/key` URI and everything else by its ARN, with `Config.asset_class`.
-A bucket has no URI of its own, so it also takes the class of any `s3://` glob whose bucket part matches it:
-with `training_data: ["s3://ml-data/train/*"]`, a GetBucketPolicy on `ml-data` touches training data.
-Both look-ups are indexed by the globs' literal prefixes (`correlators.config.GlobIndex`), not a scan of every glob.
+Asset classes: objects are matched by their `s3://bucket/key` URI and everything else by its ARN, with
+`Config.asset_class`. A bucket has no URI of its own, so it also takes the class of any `s3://` glob whose bucket
+part matches it: with `training_data: ["s3://ml-data/train/*"]`, a GetBucketPolicy on `ml-data` touches training
+data. Both look-ups are indexed by the globs' literal prefixes (`correlators.config.GlobIndex`), not a scan of
+every glob.
+
+Declared writers (`asset_writers`): `declared_writer` is False when the acting principal is not a declared writer
+of one of the asset classes the event touches that declare writers, True when it is one of all of them, and None
+(not judged) when none of its classes declares writers or no IAM principal acted (an AWS service). It is set on
+reads too; rules pair it with the write calls they mean.
+
+Allowed images (`allowed_image_registries`): `image_allowed` is False when one image the event names comes from
+elsewhere, True when all do, None when it names none or the site lists no registry.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from correlators.config import Config
 from correlators.model import EntityType, NormalizedEvent, Resource
 
 
 def enrich(event: NormalizedEvent, config: Config) -> NormalizedEvent:
-    if not config.assets or not event.resources:
-        return event
-    resources = [r.model_copy(update={"asset_class": asset_class_of(r, config)}) for r in event.resources]
-    return event.model_copy(update={"resources": resources})
+    update: dict[str, Any] = {}
+    resources = event.resources
+    if config.assets and resources:
+        resources = [r.model_copy(update={"asset_class": asset_class_of(r, config)}) for r in resources]
+        update["resources"] = resources
+    if config.asset_writers:
+        classes = {r.asset_class for r in resources if r.asset_class}
+        update["declared_writer"] = declared_writer(event, classes, config)
+    if config.allowed_image_registries and event.images:
+        update["image_allowed"] = all(config.image_allowed(image) for image in event.images)
+    return event.model_copy(update=update) if update else event
 
 
 def asset_class_of(resource: Resource, config: Config) -> str | None:
@@ -26,3 +44,12 @@ def asset_class_of(resource: Resource, config: Config) -> str | None:
     if found is None and resource.type is EntityType.BUCKET:
         found = config.bucket_asset_class(resource.id.rsplit(":", 1)[-1])
     return found
+
+
+def declared_writer(event: NormalizedEvent, classes: set[str], config: Config) -> bool | None:
+    principal = event.actor.principal if event.actor else None
+    if not principal or not principal.startswith("arn:"):
+        return None
+    verdicts = [config.declared_writer(name, principal) for name in sorted(classes)]
+    judged = [verdict for verdict in verdicts if verdict is not None]
+    return all(judged) if judged else None

@@ -17,14 +17,39 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from correlators.model import NormalizedEvent
+from correlators.model import EntityType, NormalizedEvent
 from correlators.normalize.event_selectors import trail_management_events
 
 _ALARM_DIMENSION_PREFIX = "cordon.alarm.dimensions."
+# Directories above an object kept as `cordon.object_prefixes`: bounds the correlation groups of one deep key.
+MAX_PREFIX_DEPTH = 32
 
 
 def _actor(attribute: str) -> Callable[[NormalizedEvent], Any]:
     return lambda event: getattr(event.actor, attribute) if event.actor else None
+
+
+def _objects(event: NormalizedEvent) -> list[str]:
+    """The objects (or prefixes) the event names, `s3://bucket/key` without a trailing slash."""
+    return [r.id.rstrip("/") for r in event.resources if r.type is EntityType.OBJECT]
+
+
+def _object_prefixes(event: NormalizedEvent) -> list[str]:
+    """Each object and every directory above it, up to its bucket: what a reader of any of them would read.
+
+    `s3://b/data/x.csv` -> `s3://b`, `s3://b/data`, `s3://b/data/x.csv`. A correlation that groups a write by these
+    and a job by `cordon.object` (its input prefix) pairs the two when the input covers the written key at a `/`
+    boundary; an input that stops mid-name (`s3://b/da`) does not pair.
+    """
+    found: dict[str, None] = {}
+    for uri in _objects(event):
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        parts = key.split("/") if key else []
+        found[f"s3://{bucket}"] = None
+        for depth in range(1, min(len(parts), MAX_PREFIX_DEPTH) + 1):
+            found[f"s3://{bucket}/{'/'.join(parts[:depth])}"] = None
+        found[uri] = None
+    return list(found)
 
 
 def _finding(attribute: str) -> Callable[[NormalizedEvent], Any]:
@@ -56,6 +81,11 @@ _CORDON_FIELDS: dict[str, Callable[[NormalizedEvent], Any]] = {
     "cordon.resource_type": lambda event: [resource.type.value for resource in event.resources],
     "cordon.resource": lambda event: [resource.id for resource in event.resources],
     "cordon.trail.management_events": trail_management_events,
+    "cordon.object": _objects,
+    "cordon.object_prefixes": _object_prefixes,
+    "cordon.images": lambda event: event.images,
+    "cordon.declared_writer": lambda event: event.declared_writer,
+    "cordon.image_allowed": lambda event: event.image_allowed,
     "cordon.finding.type": _finding("type"),
     "cordon.finding.title": _finding("title"),
     "cordon.finding.severity": lambda event: event.finding.severity.value if event.finding else None,

@@ -4,9 +4,9 @@ Targets are SageMaker ARNs as the incident names them (`arn:aws:sagemaker:REGION
 lowercased). Each responder parses its ARN strictly and refuses anything else, and refuses a target outside the
 session's account or region rather than acting on a namesake there.
 
-One module per responder (`endpoint`, `notebook`, `training`, `model_package`); `arns` holds the target checks they
-share, and the endpoint quarantine's `deny_policy` and `traffic_cut` parts live in their own modules. Importing this
-package registers every responder.
+One module per responder (`endpoint`, `endpoint_rollback`, `notebook`, `training`, `model_package`); `arns` holds
+the target checks they share, and the endpoint quarantine's `deny_policy` and `traffic_cut` parts live in their
+own modules. Importing this package registers every responder.
 """
 
 from responders.sagemaker.arns import SageMakerArn, parse_sagemaker_arn
@@ -21,6 +21,7 @@ from responders.sagemaker.deny_policy import (
     screen_principals,
 )
 from responders.sagemaker.endpoint import QuarantineEndpoint, QuarantineEndpointParams
+from responders.sagemaker.endpoint_rollback import RollbackEndpointConfig, previous_config
 from responders.sagemaker.model_package import RejectModelPackage, rejection_description
 from responders.sagemaker.notebook import StopNotebook
 from responders.sagemaker.traffic_cut import (
@@ -44,6 +45,7 @@ __all__ = [
     "QuarantineEndpoint",
     "QuarantineEndpointParams",
     "RejectModelPackage",
+    "RollbackEndpointConfig",
     "SageMakerArn",
     "StopNotebook",
     "StopTrainingJob",
@@ -53,6 +55,7 @@ __all__ = [
     "parse_sagemaker_arn",
     "policy_with",
     "policy_without",
+    "previous_config",
     "quarantine_config_name",
     "quarantine_config_request",
     "rejection_description",

@@ -86,8 +86,12 @@ POSITIVE = {
     "13_ml_data_destruction/positive_sse_c": ("ml_asset_sse_c_rewrite_burst", "critical"),
     "14_guardduty_attack_sequence/positive": ("guardduty_attack_sequence", "critical"),
     "14_guardduty_attack_sequence/positive_joins": ("guardduty_attack_sequence", "critical"),
+    "10_training_data_poisoning/positive": ("ml_training_data_poisoned_then_trained", "high"),
+    "10_training_data_poisoning/positive_pipeline": ("ml_training_data_poisoned_then_trained", "high"),
+    "11_model_tampering_supply_chain/positive": ("ml_model_tampered_then_deployed", "critical"),
+    "11_model_tampering_supply_chain/positive_artifact": ("ml_model_tampered_then_deployed", "critical"),
+    "11_model_tampering_supply_chain/positive_release_pipeline": ("ml_untrusted_image_model_deployed", "critical"),
 }
-
 
 
 def _fixture(name: str) -> Path:

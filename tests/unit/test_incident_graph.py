@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from cordon.documents import incident_json
 from correlators.config import Config, CorrelationConfig
 from correlators.incidents import IncidentGraph
 from correlators.model import Actor, EntityType, EventSource, Finding, NormalizedEvent, Resource, Severity
@@ -137,3 +138,15 @@ def test_signals_expire_once_no_window_can_reach_them() -> None:
     pipeline.flush()
     assert pipeline.stats.expired > 0
     assert pipeline.store.signal_count() < 12
+
+
+def test_each_signal_reference_says_who_acted() -> None:
+    # A playbook acts on the principal of one rule's signals (the writer, not the job that read what it wrote).
+    graph = _Graph()
+    writer, reader = _signal(_event(0, "writer", "e1")), _signal(_event(5, "pipeline", "e2"))
+    incident = graph.raise_incident("r", "t", Severity.HIGH, [writer, reader])
+    assert [(s.event_id, s.principal) for s in incident.signals] == [
+        ("e1", "arn:aws:iam::111122223333:user/writer"),
+        ("e2", "arn:aws:iam::111122223333:user/pipeline"),
+    ]
+    assert incident_json(incident)["signals"][0]["principal"] == "arn:aws:iam::111122223333:user/writer"
