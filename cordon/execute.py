@@ -29,6 +29,7 @@ not changes and are never held back, by a playbook's mode or by the ceiling.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -240,17 +241,33 @@ class Executor:
         # Changes first, then notifications: every alert tells the whole incident's actions (two playbooks on one
         # incident send one alert per channel, not one per playbook with half of the actions in it).
         ordered = [p for p in plans if not p.notification] + [p for p in plans if p.notification]
+        changes: set[str] = set()
         for plan in ordered:
             if plan.notification:
                 plan = replace(plan, key=_notification_key(plan.key, actions))
             if plan.key in keys:  # asked twice for the same thing (a channel told by two playbooks)
                 continue
             keys.add(plan.key)
+            change = self._change(plan)
+            if change in changes:
+                # Two playbooks ask for the same change of the same target in the same mode: one action does it
+                # (the first playbook's, in file order), so it is made, approved, budgeted and audited once.
+                continue
+            changes.add(change)
             record = self._attempt({**incident, "actions": list(actions)}, plan, stopped)
             if record.status is Status.FAILED and plan.on_error is OnError.STOP:
                 stopped.add(plan.playbook)
             actions.append(record.as_action())
         return actions
+
+    def _change(self, plan: PlannedAction) -> str:
+        """What a plan changes, whichever playbook asks: the responder, its target, its parameters and the mode it
+        runs in (an approval step and an enforce step on one target stay two actions)."""
+        if plan.notification:
+            return plan.key
+        target = (plan.target.type, plan.target.id, plan.target.account, plan.target.region)
+        mode = capped(plan.mode, self.max_mode).value
+        return json.dumps([plan.responder, target, plan.params, mode], sort_keys=True, default=str)
 
     def _attempt(self, incident: dict[str, Any], plan: PlannedAction, stopped: set[str]) -> AuditRecord:
         now = self._clock()

@@ -241,6 +241,19 @@ def test_a_pending_approval_does_not_swallow_another_playbooks_enforce_step(aws,
     assert world.iam.list_user_policies(UserName="mallory")["PolicyNames"] == ["cordon-quarantine"]
 
 
+def test_the_same_change_asked_by_two_playbooks_is_one_action(aws, tmp_path) -> None:
+    # GIVEN two playbooks that enforce the same deny-ml-data on the same principal
+    world = World(aws, tmp_path)
+    (tmp_path / "a.yaml").write_text(ESCALATE)
+    (tmp_path / "b.yaml").write_text(ESCALATE.replace("name: contain-hard", "name: contain-hard-too"))
+    world.playbooks, _ = load_playbooks([tmp_path / "a.yaml", tmp_path / "b.yaml"], RESPONDERS, {"r"})
+    # WHEN the incident runs, twice
+    first, second = world.run(), world.run()
+    # THEN one action makes it (the first playbook's), applied and budgeted once, and a rerun changes nothing
+    assert [(a["playbook"], a["status"]) for a in first] == [("contain-hard", "applied")]
+    assert second == first and world.audit.applied_count(incident_id="inc-1") == 1
+
+
 def test_notifications_are_sent_on_creation_severity_rise_and_approval_only(aws, tmp_path) -> None:
     # GIVEN an incident told once
     world = World(aws, tmp_path)
