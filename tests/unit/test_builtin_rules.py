@@ -1,4 +1,13 @@
-"""Each built-in rule against the positive and negative fixtures that sit next to it (correlators/rules/*.tests/)."""
+"""Each built-in rule against the fixtures beside it (correlators/rules/*.tests/), through the engine `cordon test`
+runs (cordon/authoring/rule_fixtures.py), so what a fixture must raise has one truth: its folder's expect.yaml.
+
+A new built-in rule `NN_name.yml` brings `NN_name.tests/` with `positive*.jsonl`, `negative*.jsonl` and an
+`expect.yaml` naming, for every positive, the rule it raises and the incident's severity (built-in positives
+must name both: see `test_every_builtin_positive_names_its_rule_and_severity`), e.g.
+
+    config: ../../../examples/cordon.yaml
+    positive: {rule: ml_training_read_then_model_download, severity: high}
+"""
 
 from __future__ import annotations
 
@@ -6,72 +15,57 @@ from pathlib import Path
 
 import pytest
 
-from cordon.replay import load_ruleset, replay
+from cordon.authoring.context import Context, fixture_folder
+from cordon.authoring.rule_fixtures import alerting_rules, fixtures_of, read_expectations, rule_suite
+from cordon.replay import load_ruleset
 from correlators.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "correlators" / "rules"
 CONFIG = load_config(REPO / "examples" / "cordon.yaml")
 RULESET = load_ruleset(CONFIG)
-
-# fixture -> (the rule that must raise an incident, the incident's severity)
-POSITIVE = {
-    "01_training_read_then_model_download/positive": ("ml_training_read_then_model_download", "high"),
-    "02_credential_finding_then_ml_access/positive": ("ml_credential_finding_then_ml_access", "critical"),
-    "03_bulk_training_read/positive": ("ml_bulk_training_read", "medium"),
-    "04_ml_endpoint_alarm/positive": ("ml_endpoint_alarm", "medium"),
-    "04_ml_endpoint_alarm/positive_api": ("ml_endpoint_alarm", "medium"),
-    "04_ml_endpoint_alarm/positive_escalated": ("ml_endpoint_alarm_with_activity", "high"),
-    "05_defense_evasion_near_ml/positive": ("ml_defense_evasion_near_ml", "high"),
-    "05_defense_evasion_near_ml/positive_guardduty": ("ml_defense_evasion_near_ml", "high"),
-    "05_defense_evasion_near_ml/positive_event_selectors": ("ml_defense_evasion_near_ml", "high"),
-    "05_defense_evasion_near_ml/positive_advanced_selectors": ("ml_defense_evasion_near_ml", "high"),
-    "05_defense_evasion_near_ml/positive_detector_disabled": ("ml_defense_evasion_near_ml", "high"),
-    "06_credential_created_for_other_user/positive": ("ml_credential_created_then_used", "high"),
-    "07_notebook_or_model_package_after_credential_finding/positive": (
-        "ml_notebook_or_model_package_after_credential_finding",
-        "high",
-    ),
-}
+CONTEXT = Context(RULESET, CONFIG)
+RULE_FILES = sorted(RULES.glob("*.yml"))
 
 
-def _fixture(name: str) -> Path:
-    rule, stem = name.split("/")
-    return RULES / f"{rule}.tests" / f"{stem}.jsonl"
-
-
-def _negatives() -> list[tuple[str, Path]]:
-    found = []
-    for folder in sorted(RULES.glob("*.tests")):
-        for path in sorted(folder.glob("negative*.jsonl")):
-            found.append((folder.name.removesuffix(".tests"), path))
+def _positive() -> dict[str, tuple[str, str]]:
+    """`rule file stem/fixture stem` -> (the rule it raises, the incident's severity), from every expect.yaml."""
+    found: dict[str, tuple[str, str]] = {}
+    for rule_file in RULE_FILES:
+        fixtures = fixtures_of(rule_file)
+        expected = read_expectations(fixture_folder(rule_file), fixtures, alerting_rules(CONTEXT, rule_file))
+        for stem, expectation in expected.by_fixture.items():
+            if stem.startswith("positive") and expectation.severity is not None:
+                found[f"{rule_file.stem}/{stem}"] = (expectation.rule, expectation.severity.value)
     return found
 
 
-def _rule_under_test(rule_file: str) -> str:
-    return next(rule for name, (rule, _) in POSITIVE.items() if name.startswith(rule_file))
+POSITIVE = _positive()  # what test_coverage counts as proven by a positive fixture
 
 
-def test_every_rule_file_has_positive_and_negative_fixtures() -> None:
-    for rule_file in sorted(RULES.glob("0[1-9]_*.yml")):
-        folder = rule_file.with_suffix(".tests")
-        assert list(folder.glob("positive*.jsonl")), f"{rule_file.name}: no positive fixture"
-        assert list(folder.glob("negative*.jsonl")), f"{rule_file.name}: no negative fixture"
+def test_every_rule_file_that_raises_has_positive_and_negative_fixtures() -> None:
+    for rule_file in RULE_FILES:
+        if not alerting_rules(CONTEXT, rule_file):
+            continue  # 00_ml_signals.yml: its rules only feed correlations, tested through their fixtures
+        names = [fixture.name for fixture in fixtures_of(rule_file)]
+        assert any(name.startswith("positive") for name in names), f"{rule_file.name}: no positive fixture"
+        assert any(name.startswith("negative") for name in names), f"{rule_file.name}: no negative fixture"
 
 
-@pytest.mark.parametrize("name", sorted(POSITIVE))
-def test_positive_fixture_raises_the_rule(name: str) -> None:
-    rule, severity = POSITIVE[name]
-    result = replay([str(_fixture(name))], CONFIG, RULESET)
-    assert result.rejected == []
-    raised = [i for i in result.incidents if rule in i.rules]
-    assert len(raised) == 1, [(i.rules, i.severity) for i in result.incidents]
-    assert raised[0].severity.value == severity
+def test_every_builtin_positive_names_its_rule_and_severity() -> None:
+    # Without an entry a positive passes on any of its file's rules at any severity: too loose for built-ins.
+    unnamed = [
+        f"{fixture_folder(rule_file).name}/{fixture.name}"
+        for rule_file in RULE_FILES
+        for fixture in fixtures_of(rule_file)
+        if fixture.name.startswith("positive") and f"{rule_file.stem}/{fixture.stem}" not in POSITIVE
+    ]
+    assert unnamed == [], "add `<stem>: {rule: NAME, severity: LEVEL}` to the folder's expect.yaml"
 
 
-@pytest.mark.parametrize(("rule_file", "path"), _negatives(), ids=lambda v: getattr(v, "name", v))
-def test_negative_fixture_does_not_raise_the_rule(rule_file: str, path: Path) -> None:
-    result = replay([str(path)], CONFIG, RULESET)
-    assert result.rejected == []
-    rule = _rule_under_test(rule_file)
-    assert [i.rules for i in result.incidents if rule in i.rules] == []
+@pytest.mark.parametrize("rule_file", RULE_FILES, ids=lambda path: path.stem)
+def test_fixtures_do_what_their_names_say(rule_file: Path) -> None:
+    suite = rule_suite(rule_file, CONTEXT, load_errors=[])
+    assert [case.failure for case in suite.failures] == []
+    assert suite.skipped == []
+    assert len(suite.cases) == len(fixtures_of(rule_file))
