@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+from cordon.authoring import commands as authoring
 from correlators.config import Config, load_config
 from correlators.errors import CordonError, InputError, StateError
 
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also actions that failed for a permanent reason (AccessDenied, NotFound): once the cause is fixed",
     )
     _common(retry)
+    authoring.add_commands(commands)  # cordon test, cordon new
     return parser
 
 
@@ -244,6 +246,8 @@ def _print_json(document: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command in authoring.COMMANDS:
+            return authoring.run(args)
         if args.command == "validate":
             return _validate(args)
         if args.command == "audit":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cordon.playbooks.loader import load_playbooks
+from cordon.playbooks.loader import is_fixture, load_playbooks
 from cordon.replay import rule_paths
 from cordon.respond import known_rules, playbook_paths
 from correlators.config import check_config
@@ -20,7 +20,7 @@ def validate(config_path: Path | None, extra: Sequence[Path] = ()) -> list[Input
     config, config_errors = check_config(config_path)
     if config is None:
         return list(config_errors)  # rules and playbooks depend on the config's paths
-    extra_rules, extra_playbooks = _split(extra)
+    extra_rules, extra_playbooks = split_rules_and_playbooks(extra)
     ruleset = load_rules(rule_paths(config, extra_rules), collect_errors=True)
     errors: list[InputError] = list(ruleset.errors)
     errors.extend(correlation.nested(ruleset.correlations))  # what building the pipeline refuses (Correlator)
@@ -35,12 +35,15 @@ def validate(config_path: Path | None, extra: Sequence[Path] = ()) -> list[Input
     return errors
 
 
-def _split(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
-    """Sigma rules have `detection:` or `correlation:`; anything else given here is taken for a playbook."""
+def split_rules_and_playbooks(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """Sigma rules have `detection:` or `correlation:`; anything else given here is taken for a playbook.
+    Fixture folders (`*.tests/`) are left out: their YAML is expectations and cases, neither rule nor playbook."""
     rules: list[Path] = []
     playbooks: list[Path] = []
     for path in paths:
-        files = sorted(p for p in path.rglob("*.y*ml")) if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.rglob("*.y*ml") if not is_fixture(p.relative_to(path))) if path.is_dir() else [path]
+        )
         for file in files:
             text = file.read_text(encoding="utf-8", errors="replace") if file.is_file() else ""
             is_rule = "\ndetection:" in f"\n{text}" or "\ncorrelation:" in f"\n{text}"

@@ -19,13 +19,25 @@ from responders.base import Responder
 
 
 def playbook_files(paths: Iterable[Path]) -> list[Path]:
+    """Files as given, and folders searched for *.yml / *.yaml, leaving out playbook fixtures (`*.tests/`)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in {".yml", ".yaml"} and p.is_file()))
+            files.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.suffix in {".yml", ".yaml"} and p.is_file() and not is_fixture(p.relative_to(path))
+                )
+            )
         else:
             files.append(path)
     return files
+
+
+def is_fixture(relative: Path) -> bool:
+    """A file inside a `<rule>.tests/` or `<playbook>.tests/` folder: a fixture, not a rule or a playbook."""
+    return any(part.endswith(".tests") for part in relative.parent.parts)
 
 
 def load_playbooks(
