@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 
 from correlators.config import Config, load_config
+from correlators.detect import CONFIG_RULE, Detector
 from correlators.errors import EventRejectedError
 from correlators.ingest import RawRecord
 from correlators.model import Compliance, EntityType, EventSource, NormalizedEvent, Resource
 from correlators.normalize import normalize
+from correlators.sigma.rules import RuleSet
+from correlators.signals import SignalRef
 
 REPO = Path(__file__).resolve().parents[2]
 AWSDOCS = json.loads((REPO / "examples" / "fixtures" / "config_rules_compliance_change_awsdocs.json").read_text())
@@ -152,3 +155,25 @@ def test_a_change_naming_no_resource_is_rejected() -> None:
     del event["detail"]["newEvaluationResult"]["evaluationResultIdentifier"]["evaluationResultQualifier"]["resourceId"]
     with pytest.raises(EventRejectedError, match=r"detail\.resourceId: missing"):
         _one(event)
+
+
+# --- detection: what a verdict is, whatever the rules say -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("new", "old", "expected"),
+    [
+        ("NON_COMPLIANT", "COMPLIANT", ("low", True)),  # turned NON_COMPLIANT: a signal (low opens nothing alone)
+        ("NON_COMPLIANT", None, ("low", True)),  # found NON_COMPLIANT on its first evaluation
+        ("COMPLIANT", "NON_COMPLIANT", ("informational", False)),  # back: context for its resource's incident
+        ("NON_COMPLIANT", "NON_COMPLIANT", None),  # re-stated, nothing changed
+        ("NOT_APPLICABLE", "NON_COMPLIANT", None),  # out of the rule's scope: neither worse nor fixed
+        ("COMPLIANT", None, None),
+        ("INSUFFICIENT_DATA", "COMPLIANT", None),
+    ],
+)
+def test_the_implicit_config_signal(new: str, old: str | None, expected: tuple[str, bool] | None) -> None:
+    event = _one(_change("AWS::SageMaker::NotebookInstance", "fraud-research", "r", new, old))
+    signals = Detector(RuleSet()).detect(event)
+    assert [(s.severity.value, s.standalone) for s in signals] == ([expected] if expected else [])
+    assert all(s.rule == CONFIG_RULE for s in signals)
+    if signals:
+        assert SignalRef.of(signals[0]).what == f"config r: {new}"
