@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from cordon.replay import load_ruleset, replay
 from correlators.config import Config, load_config
 from correlators.detect import CONFIG_RULE, Detector
 from correlators.errors import EventRejectedError
 from correlators.ingest import RawRecord
-from correlators.model import Compliance, EntityType, EventSource, NormalizedEvent, Resource
+from correlators.model import Compliance, EntityType, EventSource, NormalizedEvent, Resource, Severity
 from correlators.normalize import normalize
 from correlators.sigma.rules import RuleSet
 from correlators.signals import SignalRef
@@ -177,3 +178,21 @@ def test_the_implicit_config_signal(new: str, old: str | None, expected: tuple[s
     assert all(s.rule == CONFIG_RULE for s in signals)
     if signals:
         assert SignalRef.of(signals[0]).what == f"config r: {new}"
+
+
+# --- built-in rule 15's low rule: hygiene opens an incident only where the site asks for low ones ---------------
+def test_missing_sagemaker_hardening_raises_its_rule_at_low() -> None:
+    fixture = REPO / "correlators" / "rules" / "15_ml_config_noncompliant.tests" / "positive_hardening.jsonl"
+    ruleset = load_ruleset(SITE)
+    assert replay([str(fixture)], SITE, ruleset).incidents == []  # below the default floor (medium)
+    lowered = SITE.model_copy(
+        update={"correlation": SITE.correlation.model_copy(update={"standalone_min_severity": Severity.LOW})}
+    )
+    incidents = replay([str(fixture)], lowered, ruleset).incidents
+    # The notebook without a KMS key: both signals of its verdict name the notebook, one incident. The endpoint
+    # configuration names no entity (no kind for it), so nothing ties its two signals: two incidents.
+    assert sorted((i.rules, i.severity.value) for i in incidents) == [
+        (["config-compliance"], "low"),
+        (["config-compliance", "ml_sagemaker_hardening_missing"], "low"),
+        (["ml_sagemaker_hardening_missing"], "low"),
+    ]
