@@ -1,7 +1,8 @@
 """Detection: which signals one normalized event raises.
 
 Sigma detection rules match events natively. Findings and alarms are signals of their own as well, whatever
-the rules say: a GuardDuty or Security Hub finding with its own severity, a CloudWatch alarm entering ALARM.
+the rules say: a GuardDuty or Security Hub finding with its own severity, a CloudWatch alarm entering ALARM, a
+resource an AWS Config rule finds NON_COMPLIANT (and, as context that opens nothing, one that is COMPLIANT again).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from correlators.signals import Signal
 GUARDDUTY_RULE = "guardduty-finding"
 SECURITYHUB_RULE = "securityhub-finding"
 ALARM_RULE = "cloudwatch-alarm"
-IMPLICIT_RULES = (GUARDDUTY_RULE, SECURITYHUB_RULE, ALARM_RULE)
+CONFIG_RULE = "config-compliance"
+IMPLICIT_RULES = (GUARDDUTY_RULE, SECURITYHUB_RULE, ALARM_RULE, CONFIG_RULE)
+NON_COMPLIANT = "NON_COMPLIANT"
 
 
 class Detector:
@@ -58,4 +61,23 @@ def _implicit_signals(event: NormalizedEvent) -> list[Signal]:
         # Sigma rules (built-in rule 4) give the ML endpoint and API alarms their real severity.
         title = f"CloudWatch alarm {event.alarm.name} entered ALARM"
         return [Signal(rule=ALARM_RULE, title=title, severity=Severity.LOW, standalone=True, event=event)]
+    if event.compliance is not None:
+        return _compliance_signals(event)
+    return []
+
+
+def _compliance_signals(event: NormalizedEvent) -> list[Signal]:
+    """Low, like an alarm: a Config rule on anything (tags, backups) opens nothing by itself; built-in rules give
+    the ML ones their severity. A return to COMPLIANT from NON_COMPLIANT is informational context: it joins the
+    incident of the resource it names (a notebook, an endpoint) and opens none. NOT_APPLICABLE, INSUFFICIENT_DATA,
+    and a first COMPLIANT verdict say nothing changed for the worse or back."""
+    compliance = event.compliance
+    assert compliance is not None
+    subject = f"{compliance.resource_type} {compliance.resource_id}"
+    if compliance.compliance == NON_COMPLIANT and compliance.previous_compliance != NON_COMPLIANT:
+        title = f"AWS Config: {subject} is NON_COMPLIANT with {compliance.rule}"
+        return [Signal(rule=CONFIG_RULE, title=title, severity=Severity.LOW, standalone=True, event=event)]
+    if compliance.compliance == "COMPLIANT" and compliance.previous_compliance == NON_COMPLIANT:
+        title = f"AWS Config: {subject} is COMPLIANT again with {compliance.rule}"
+        return [Signal(rule=CONFIG_RULE, title=title, severity=Severity.INFORMATIONAL, standalone=False, event=event)]
     return []

@@ -1,7 +1,8 @@
 """Normalized events, entities and signals: the vocabulary every stage of the core speaks.
 
-A parser turns one raw AWS event (CloudTrail record, GuardDuty finding, ASFF finding, CloudWatch alarm change)
-into a `NormalizedEvent`. Detection turns events into `Signal`s; correlation groups signals into incidents.
+A parser turns one raw AWS event (CloudTrail record, GuardDuty finding, ASFF finding, CloudWatch alarm change,
+AWS Config compliance change) into a `NormalizedEvent`. Detection turns events into `Signal`s; correlation groups
+signals into incidents.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class EventSource(StrEnum):
     GUARDDUTY = "guardduty"
     SECURITYHUB = "securityhub"
     CLOUDWATCH = "cloudwatch"
+    CONFIG = "config"  # AWS Config rule compliance changes
 
 
 class EntityType(StrEnum):
@@ -117,6 +119,17 @@ class Alarm(BaseModel):
     dimensions: dict[str, str] = Field(default_factory=dict)
 
 
+class Compliance(BaseModel):
+    """An AWS Config rule's verdict on one resource, and the verdict it replaces (None on a first evaluation)."""
+
+    rule: str  # the Config rule's name as the account spells it (conformance packs and Security Hub add affixes)
+    compliance: str  # COMPLIANT, NON_COMPLIANT, NOT_APPLICABLE, INSUFFICIENT_DATA
+    previous_compliance: str | None = None
+    resource_type: str  # AWS::S3::Bucket, AWS::SageMaker::NotebookInstance, ...
+    resource_id: str  # as Config names it: a bucket or notebook name, an IAM unique id (AROA...), an ARN
+    annotation: str | None = None
+
+
 class NormalizedEvent(BaseModel):
     """One security event, whatever its source. `raw` keeps the original for Sigma field lookups."""
 
@@ -138,7 +151,8 @@ class NormalizedEvent(BaseModel):
     image_allowed: bool | None = None  # every image it names comes from an allowed registry
     finding: Finding | None = None
     alarm: Alarm | None = None
-    raw: dict[str, Any] = Field(repr=False)  # CloudTrail record, GuardDuty/ASFF finding, or alarm `detail`
+    compliance: Compliance | None = None
+    raw: dict[str, Any] = Field(repr=False)  # CloudTrail record, GuardDuty/ASFF finding, alarm or Config `detail`
     origin: str = ""  # "file:line" it was read from
 
     @property

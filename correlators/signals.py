@@ -81,6 +81,8 @@ class SignalRef(BaseModel):
         what = (event.finding.type if event.finding else event.action) or ""
         if event.alarm is not None:
             what = f"alarm {event.alarm.name}"
+        if event.compliance is not None:
+            what = f"config {event.compliance.rule}: {event.compliance.compliance}"
         return cls(
             rule=signal.rule,
             event_id=event.event_id,

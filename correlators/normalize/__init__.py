@@ -3,7 +3,8 @@
     events = normalize(record, config)   # list[NormalizedEvent], or raises EventRejectedError(reason, where)
 
 A record is an EventBridge event (CloudTrail API call, GuardDuty finding, Security Hub findings, CloudWatch alarm
-state change), or what such an event carries bare: a CloudTrail record, a GuardDuty finding, an ASFF finding.
+state change, AWS Config rule compliance change), or what such an event carries bare: a CloudTrail record, a
+GuardDuty finding, an ASFF finding, a Config compliance change.
 A Security Hub event may carry several findings: one event each.
 """
 
@@ -18,6 +19,7 @@ from correlators.ingest import RawRecord
 from correlators.model import NormalizedEvent
 from correlators.normalize.cloudtrail import looks_like_cloudtrail, normalize_cloudtrail
 from correlators.normalize.cloudwatch import normalize_alarm
+from correlators.normalize.compliance import looks_like_compliance_change, normalize_compliance_change
 from correlators.normalize.enrich import enrich
 from correlators.normalize.fields import Envelope, text
 from correlators.normalize.guardduty import looks_like_guardduty, normalize_guardduty
@@ -64,12 +66,14 @@ SUPPORTED_DETAIL_TYPES: dict[str, _Parser] = {
     "Security Hub Findings": _findings,  # the older name, still in collectors' test data
     "Security Hub Findings - Custom Action": _findings,
     "CloudWatch Alarm State Change": _one(normalize_alarm),
+    "Config Rules Compliance Change": _one(normalize_compliance_change),
 }
 
 _EXPECTED = (
     "expected an EventBridge event (detail-type, detail), a CloudTrail record (eventVersion, eventTime, "
     "eventName, eventSource), a GuardDuty finding (type, service.serviceName 'guardduty'), "
-    "or an ASFF finding (SchemaVersion, ProductArn, Id)"
+    "an ASFF finding (SchemaVersion, ProductArn, Id), or a Config compliance change (configRuleName, "
+    "newEvaluationResult)"
 )
 
 
@@ -110,6 +114,8 @@ def _parse_bare(document: dict[str, Any], origin: str, envelope: Envelope) -> li
         return [normalize_asff(document, origin, envelope)]
     if looks_like_guardduty(document):
         return [normalize_guardduty(document, origin, envelope)]
+    if looks_like_compliance_change(document):
+        return [normalize_compliance_change(document, origin, envelope)]
     if isinstance(document.get("findings"), list):  # the detail of a Security Hub event
         return _findings(document, origin, envelope)
     keys = ", ".join(list(document)[:6]) + (", ..." if len(document) > 6 else "")

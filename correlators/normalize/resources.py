@@ -150,6 +150,36 @@ def from_resource_v2(item: dict[str, object]) -> Resource | None:
     return None
 
 
+# AWS Config resource type -> the SageMaker ARN kind its resource id (the resource's name) becomes.
+_CONFIG_SAGEMAKER_KINDS = {
+    "AWS::SageMaker::NotebookInstance": "notebook-instance",
+    "AWS::SageMaker::Endpoint": "endpoint",
+    "AWS::SageMaker::Model": "model",
+}
+_IAM_IDENTITY_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(?:role|user)/.+")
+
+
+def from_config(resource_type: str, resource_id: str, region: str | None, account: str | None) -> Resource | None:
+    """The entity an AWS Config evaluation is about, named as CloudTrail and findings name it.
+
+    Config names most resources by name (a bucket, a notebook instance) and builds nothing else, so the ARN is
+    built here from the event's region and account. IAM users and roles are named by their unique id (`AIDA...`,
+    `AROA...`), which no other source uses and which cannot become an ARN without asking IAM: they stay
+    unresolved, unless a custom rule reports the ARN itself. Endpoint configurations have no entity kind (no
+    other event names them as an entity); their rule and id stay readable as `cordon.config.*` fields.
+    """
+    if _IAM_IDENTITY_ARN.fullmatch(resource_id):
+        return Resource(type=EntityType.PRINCIPAL, id=resource_id)
+    if resource_id.startswith("arn:"):
+        return from_arn(resource_id)
+    if resource_type == "AWS::S3::Bucket":
+        return bucket(resource_id)
+    if resource_type == "AWS::EC2::Instance":
+        return instance(resource_id)
+    kind = _CONFIG_SAGEMAKER_KINDS.get(resource_type)
+    return sagemaker(kind, resource_id, region, account) if kind else None
+
+
 def unique(resources: Iterable[Resource | None]) -> list[Resource]:
     """Drop Nones and repeats (CloudTrail often names a bucket both in `resources` and the parameters)."""
     seen: dict[tuple[EntityType, str], Resource] = {}

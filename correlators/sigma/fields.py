@@ -60,6 +60,10 @@ def _alarm(attribute: str) -> Callable[[NormalizedEvent], Any]:
     return lambda event: getattr(event.alarm, attribute) if event.alarm else None
 
 
+def _compliance(attribute: str) -> Callable[[NormalizedEvent], Any]:
+    return lambda event: getattr(event.compliance, attribute) if event.compliance else None
+
+
 _CORDON_FIELDS: dict[str, Callable[[NormalizedEvent], Any]] = {
     "cordon.source": lambda event: event.source.value,
     "cordon.action": lambda event: event.action,
@@ -98,6 +102,14 @@ _CORDON_FIELDS: dict[str, Callable[[NormalizedEvent], Any]] = {
     "cordon.alarm.reason": _alarm("reason"),
     "cordon.alarm.namespace": _alarm("namespace"),
     "cordon.alarm.metric": _alarm("metric"),
+    # AWS Config: the rule as the account names it (match managed rules with `|contains`: conformance packs and
+    # Security Hub add prefixes and suffixes), its verdict, the verdict it replaces (absent on a first evaluation).
+    "cordon.config.rule": _compliance("rule"),
+    "cordon.config.compliance": _compliance("compliance"),
+    "cordon.config.previous_compliance": _compliance("previous_compliance"),
+    "cordon.config.resource_type": _compliance("resource_type"),
+    "cordon.config.resource_id": _compliance("resource_id"),
+    "cordon.config.annotation": _compliance("annotation"),
 }
 
 CORDON_FIELDS = frozenset(_CORDON_FIELDS) | {_ALARM_DIMENSION_PREFIX + "<Name>"}

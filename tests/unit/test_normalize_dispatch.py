@@ -39,12 +39,12 @@ def test_unsupported_detail_types_are_rejected_naming_the_supported_ones(detail_
         f"unsupported detail-type {detail_type!r} (supported: 'AWS API Call via CloudTrail', "
         "'AWS Console Sign In via CloudTrail', 'AWS Service Event via CloudTrail', 'GuardDuty Finding', "
         "'Security Hub Findings - Imported', 'Security Hub Findings', 'Security Hub Findings - Custom Action', "
-        "'CloudWatch Alarm State Change')"
+        "'CloudWatch Alarm State Change', 'Config Rules Compliance Change')"
     )
 
 
-def test_supported_detail_types_cover_the_four_sources() -> None:
-    assert len(SUPPORTED_DETAIL_TYPES) == 8
+def test_supported_detail_types_cover_the_five_sources() -> None:
+    assert len(SUPPORTED_DETAIL_TYPES) == 9
 
 
 def test_detail_must_be_an_object() -> None:
@@ -77,7 +77,8 @@ def test_anything_else_is_rejected_saying_what_was_expected() -> None:
     assert caught.value.reason == (
         "not a security event: expected an EventBridge event (detail-type, detail), a CloudTrail record "
         "(eventVersion, eventTime, eventName, eventSource), a GuardDuty finding (type, service.serviceName "
-        "'guardduty'), or an ASFF finding (SchemaVersion, ProductArn, Id); got an object with keys configRuleId, "
+        "'guardduty'), an ASFF finding (SchemaVersion, ProductArn, Id), or a Config compliance change "
+        "(configRuleName, newEvaluationResult); got an object with keys configRuleId, "
         "version, configRuleName, configRuleArn, invokingEvent, resultToken, ..."
     )
 

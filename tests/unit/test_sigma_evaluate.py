@@ -14,6 +14,7 @@ from correlators.errors import RuleError
 from correlators.model import (
     Actor,
     Alarm,
+    Compliance,
     EntityType,
     EventSource,
     Finding,
@@ -313,6 +314,48 @@ def test_cordon_finding_and_alarm_fields(tmp_path: Path) -> None:
     assert _matches(alarm_rule, {}, source=EventSource.CLOUDWATCH, alarm=alarm)
     other = Alarm(name="invocations", state="ALARM", dimensions={"EndpointName": "churn"})
     assert not _matches(alarm_rule, {}, source=EventSource.CLOUDWATCH, alarm=other)
+
+
+def test_cordon_config_fields(tmp_path: Path) -> None:
+    # A managed rule matched by its identifier, whatever prefix or suffix the account's rule name carries.
+    rule = _rule(
+        tmp_path,
+        """
+        sel:
+          cordon.config.rule|contains: s3-bucket-public-read-prohibited
+          cordon.config.compliance: NON_COMPLIANT
+        filter_was_already:
+          cordon.config.previous_compliance: NON_COMPLIANT
+        condition: sel and not filter_was_already
+        """,
+        "config",
+    )
+
+    def change(rule_name: str, new: str, old: str | None) -> Compliance:
+        return Compliance(
+            rule=rule_name,
+            compliance=new,
+            previous_compliance=old,
+            resource_type="AWS::S3::Bucket",
+            resource_id="acme-fraud-training",
+        )
+
+    turned = change("securityhub-s3-bucket-public-read-prohibited-a1b2c3", "NON_COMPLIANT", "COMPLIANT")
+    first = change("s3-bucket-public-read-prohibited-conformance-pack-qayjyopmd", "NON_COMPLIANT", None)
+    assert _matches(rule, {}, source=EventSource.CONFIG, compliance=turned)
+    assert _matches(rule, {}, source=EventSource.CONFIG, compliance=first)
+    assert not _matches(rule, {}, source=EventSource.CONFIG, compliance=change(turned.rule, "NOT_APPLICABLE", None))
+    assert not _matches(
+        rule, {}, source=EventSource.CONFIG, compliance=change(turned.rule, "COMPLIANT", "NON_COMPLIANT")
+    )
+    assert not _matches(
+        rule, {}, source=EventSource.CONFIG, compliance=change(turned.rule, "NON_COMPLIANT", "NON_COMPLIANT")
+    )
+    assert not _matches(rule, {}, source=EventSource.CONFIG)  # no Config verdict: the fields are absent
+    view = FieldView(_event(source=EventSource.CONFIG, compliance=turned))
+    assert view.get("cordon.config.resource_type") == ["AWS::S3::Bucket"]
+    assert view.get("cordon.config.resource_id") == ["acme-fraud-training"]
+    assert view.get("cordon.config.annotation") == []
 
 
 def test_field_view_reads_raw_and_normalized() -> None:

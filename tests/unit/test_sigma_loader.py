@@ -153,7 +153,7 @@ def test_unknown_logsource_is_an_error_naming_the_supported_ones(tmp_path: Path)
     with pytest.raises(
         RuleError,
         match=r"win\.yml:6: logsource 'product: windows, service: cloudtrail' is not one Cordon receives; "
-        r"supported: product: aws with service: cloudtrail, guardduty, securityhub, cloudwatch",
+        r"supported: product: aws with service: cloudtrail, guardduty, securityhub, cloudwatch, config",
     ):
         load_rules([path])
 
@@ -235,7 +235,7 @@ def test_collect_errors_returns_every_error_and_loads_the_good_rules(tmp_path: P
         "condition.yml:11: Detection 'missing' not defined in detections",
         "dup.yml:2: duplicate key 'title'",
         "logsource.yml:6: logsource 'product: gcp, service: cloudtrail' is not one Cordon receives; "
-        "supported: product: aws with service: cloudtrail, guardduty, securityhub, cloudwatch",
+        "supported: product: aws with service: cloudtrail, guardduty, securityhub, cloudwatch, config",
         "yaml.yml:2: invalid YAML: expected ',' or ']', but got '<stream end>'",
     ]
     # AND without lint mode the first error raises

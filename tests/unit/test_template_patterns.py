@@ -9,6 +9,7 @@ services, every other detail-type). The patterns are read from the templates; th
 from __future__ import annotations
 
 import copy
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +40,7 @@ WATCHED = {
     f"{service}.amazonaws.com"
     for service in [
         *("iam", "sts", "s3", "sagemaker", "runtime.sagemaker", "bedrock", "apigateway", "ec2"),
-        *("cloudtrail", "guardduty", "kms", "lambda", "securityhub"),
+        *("cloudtrail", "guardduty", "kms", "lambda", "securityhub", "ssm", "ec2-instance-connect"),
     ]
 }
 # GuardDuty AI Protection finding types (default severity Low): routed whatever the floor.
@@ -80,7 +81,14 @@ def intended(event: dict[str, Any], floor: float) -> bool:
             return not ours
         new = any((f.get("Workflow") or {}).get("Status") == "NEW" for f in findings)
         return new and not ours
-    # `Security Hub Findings` (the pre-2020 name), Health, Config, EC2 state, alarm configuration changes...
+    if detail_type == "Config Rules Compliance Change":
+        # A verdict entering NON_COMPLIANT is a signal, one leaving it context; the rest (first COMPLIANT,
+        # NOT_APPLICABLE verdicts) would be a flood saying nothing.
+        verdicts = {
+            (detail.get(key) or {}).get("complianceType") for key in ("newEvaluationResult", "oldEvaluationResult")
+        }
+        return event.get("source") == "aws.config" and "NON_COMPLIANT" in verdicts
+    # `Security Hub Findings` (the pre-2020 name), Health, Config item changes, EC2 state, alarm configuration...
     return False
 
 
@@ -211,7 +219,7 @@ def _event_sources(node: Any, under_event_source: bool = False) -> list[str]:
 def test_cordons_bus_has_the_same_rules_as_the_default_bus() -> None:
     default = {r.name: r.pattern for r in intake(TEMPLATE)}
     forwarded = {r.name.removeprefix("Forwarded"): r.pattern for r in intake(TEMPLATE, bus="cordon")}
-    assert len(default) == 5
+    assert len(default) == 6
     assert forwarded == default
 
 
@@ -250,7 +258,7 @@ def _moto_works(rule: Rule) -> bool:
 def test_matcher_agrees_with_moto_wherever_moto_can_match(sample_set: list[Any]) -> None:
     compared = 0
     for rule in filter(_moto_works, intake(TEMPLATE)):
-        moto_pattern = EventPattern.load(__import__("json").dumps(rule.pattern))
+        moto_pattern = EventPattern.load(json.dumps(rule.pattern))
         for sample in sample_set:
             assert matches(rule.pattern, sample.event) == moto_pattern.matches_event(sample.event), (
                 rule.name,
@@ -287,3 +295,33 @@ def test_ai_protection_findings_pass_whatever_the_floor(sample_set: list[Any], f
     member = [r for r in rules(load(MEMBER_TEMPLATE), {"GuardDutyMinSeverity": 10}) if r.name == "GuardDutyRule"]
     event["detail"]["type"] = finding_type
     assert [matches(r.pattern, event) for r in member] == [True]
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "taken"),
+    [
+        ("NON_COMPLIANT", "COMPLIANT", True),
+        ("NON_COMPLIANT", None, True),  # a first evaluation has no oldEvaluationResult
+        ("COMPLIANT", "NON_COMPLIANT", True),  # context for the resource's incident
+        ("NOT_APPLICABLE", "NON_COMPLIANT", True),
+        ("COMPLIANT", None, False),
+        ("NOT_APPLICABLE", "COMPLIANT", False),
+        ("INSUFFICIENT_DATA", None, False),
+    ],
+)
+def test_config_verdicts_entering_or_leaving_non_compliant_are_taken(new: str, old: str | None, taken: bool) -> None:
+    # GIVEN the AWS documentation's compliance change with these verdicts
+    example = REPO / "examples" / "fixtures" / "config_rules_compliance_change_awsdocs.json"
+    event = json.loads(example.read_text())[0]
+    event["detail"]["newEvaluationResult"]["complianceType"] = new
+    if old is None:
+        del event["detail"]["oldEvaluationResult"]
+    else:
+        event["detail"]["oldEvaluationResult"]["complianceType"] = old
+    # THEN every copy of the intake (default bus, Cordon's bus, member accounts) agrees
+    member = rules(load(MEMBER_TEMPLATE), {"GuardDutyMinSeverity": 4})
+    for rule_set in (intake(TEMPLATE), intake(TEMPLATE, bus="cordon"), member):
+        assert routed(event, rule_set) == taken
+    assert [EventPattern.load(json.dumps(r.pattern)).matches_event(event) for r in intake(TEMPLATE)].count(True) == int(
+        taken
+    )  # moto agrees
