@@ -266,8 +266,7 @@ class Executor:
         if plan.notification:
             return plan.key
         target = (plan.target.type, plan.target.id, plan.target.account, plan.target.region)
-        mode = capped(plan.mode, self.max_mode).value
-        return json.dumps([plan.responder, target, plan.params, mode], sort_keys=True, default=str)
+        return json.dumps([plan.responder, target, plan.params, plan.mode.value], sort_keys=True, default=str)
 
     def _attempt(self, incident: dict[str, Any], plan: PlannedAction, stopped: set[str]) -> AuditRecord:
         now = self._clock()

@@ -87,6 +87,20 @@ class Pipeline:
                 f"(correlation.max_clock_skew) after it was read, at {read_at.isoformat(timespec='seconds')}"
             )
             return Rejection(where=item.where, reason=reason)
+        if self._max_time is not None and (
+            behind := [event for event in events if event.time < self._max_time - self._retention]
+        ):
+            # Beyond the horizon the state has forgotten which events it processed (seen marks are kept as long as
+            # the signals any window can reach): taken again, a redelivered event would be counted twice.
+            self.stats.rejected += 1
+            horizon = (self._max_time - self._retention).isoformat(timespec="seconds")
+            reason = (
+                f"event time {behind[0].time.isoformat()} is older than the state's horizon ({horizon}: the latest"
+                " event time seen minus the longest window, the incident window and the lateness): too late to"
+                " correlate or to tell whether it was processed before; replay older files first, or into another"
+                " --state"
+            )
+            return Rejection(where=item.where, reason=reason)
         for event in events:
             self.stats.accepted += 1
             self.submit(event)
@@ -104,7 +118,9 @@ class Pipeline:
             self._max_time = event.time
         for signal in self._detector.detect(event):
             self._handle(signal)
-        self.store.mark_seen(delivery, event.time)
+        # Stamped with the watermark, not the event's own time: a late event's mark must live as long as a timely
+        # one's, or a redelivery after housekeeping (or DynamoDB's TTL) forgot it would be counted again.
+        self.store.mark_seen(delivery, self._max_time)
         self._since_housekeeping += 1
         if self._since_housekeeping >= _HOUSEKEEPING_EVERY:
             self._housekeeping()

@@ -36,7 +36,10 @@ def _scenario_events() -> list[NormalizedEvent]:
                 continue
     # Fixture files reuse event ids across files; keep one event per id so "duplicate" means what it says.
     unique = {(e.source, e.event_id, e.time): e for e in events}
-    return sorted(unique.values(), key=lambda e: (e.time, e.source, e.event_id))
+    ordered = sorted(unique.values(), key=lambda e: (e.time, e.source, e.event_id))
+    # The fixtures' world is a few days of November 2026; the real records some fixtures replay (other years) are
+    # left to their own tests: years late, an event is past the state's horizon, where order is not promised.
+    return [event for event in ordered if event.time >= ordered[-1].time - timedelta(days=7)]
 
 
 EVENTS = _scenario_events()
