@@ -116,7 +116,9 @@ def written_version(event: NormalizedEvent) -> str | None:
     if not isinstance(answer, dict) or not isinstance(request, dict):
         return None
     version, bucket, key = answer.get("x-amz-version-id"), request.get("bucketName"), request.get("key")
-    if not (isinstance(version, str) and isinstance(bucket, str) and isinstance(key, str) and version and bucket and key):
+    if not (
+        isinstance(version, str) and isinstance(bucket, str) and isinstance(key, str) and version and bucket and key
+    ):
         return None
     return f"s3://{bucket}/{key}?versionId={version}"
 
