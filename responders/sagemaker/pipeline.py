@@ -13,6 +13,9 @@ created, which no restore removes, or a restore that did not run): a person remo
 approves again. Only versions written at or after `since` can carry the mark from this incident, so only their
 tags are read.
 
+It acts in the incident's account (its target is the incident's `account` entity), where the poisoned data and
+the site's pipeline are; a target whose account the runner's session is not for is refused.
+
 One execution per incident and pipeline: its display name says the incident, so a retry finds the run it started
 instead of starting another (and its ClientRequestToken makes a lost answer safe to repeat). Rollback stops the
 execution while it is still executing; a finished run cannot be undone, and rollback says so.
@@ -185,6 +188,17 @@ def _described(sagemaker: Any, arn: str) -> dict[str, Any]:
     return {"arn": answer["PipelineExecutionArn"], "status": answer["PipelineExecutionStatus"]}
 
 
+def _check_account(target: Target) -> None:
+    if target.type != "account":
+        raise ResponderError(f"sagemaker.start-pipeline-execution acts on an account, not {target.type!r}")
+    if target.account != target.id:
+        session = target.account or "the runner's own account"
+        raise ResponderError(
+            f"account {target.id}: the session is for {session} "
+            "(an incident naming several accounts does not say where to retrain)"
+        )
+
+
 def _state(ctx: ActionContext, params: StartPipelineParams) -> State:
     sagemaker = ctx.client("sagemaker")
     call(sagemaker.describe_pipeline, PipelineName=params.pipeline)  # refuses a pipeline that does not exist
@@ -214,6 +228,7 @@ class StartPipelineExecution(Responder):
 
         - responder: sagemaker.start-pipeline-execution
           mode: approval
+          target: "entities[?type=='account'].id"
           when: site.retrain_pipeline
           bind:
             pipeline: site.retrain_pipeline
@@ -233,13 +248,15 @@ class StartPipelineExecution(Responder):
         "sagemaker:StopPipelineExecution",
     )
     Params = StartPipelineParams
-    target_types = frozenset({"incident"})
+    target_types = frozenset({"account"})
     reversible = True  # while the run is executing; see rollback
 
     def read_state(self, ctx: ActionContext, target: Target, params: ResponderParams) -> State:
+        _check_account(target)
         return _state(ctx, cast(StartPipelineParams, params))
 
     def apply(self, ctx: ActionContext, target: Target, params: ResponderParams, before: State) -> State:
+        _check_account(target)
         chosen = cast(StartPipelineParams, params)
         state = _state(ctx, chosen)
         if state["execution"] is not None:
@@ -279,6 +296,7 @@ class StartPipelineExecution(Responder):
     def rollback(
         self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State
     ) -> State:
+        _check_account(target)
         state = _state(ctx, cast(StartPipelineParams, params))
         execution = state["execution"]
         if execution is None or execution["status"] in _STOPPED:

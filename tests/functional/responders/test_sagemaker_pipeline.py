@@ -27,7 +27,7 @@ from .stubbing import PartialStubber, pin_clients
 
 BUCKET = "acme-fraud-training"
 PIPELINE = "fraud-retrain"
-INCIDENT = Target(type="incident", id="inc-0000000000000001", region=REGION)
+ACCOUNT_TARGET = Target(type="account", id=ACCOUNT, account=ACCOUNT, region=REGION)
 RESPONDER = StartPipelineExecution()
 SINCE = datetime.now(UTC) - timedelta(minutes=5)
 
@@ -69,10 +69,10 @@ def _executions(aws: Any) -> list[dict[str, Any]]:
 def test_the_run_gets_a_manifest_of_the_current_versions(account: Any, make_context: Any) -> None:
     # GIVEN no run yet
     ctx, s3 = make_context(account), account.client("s3")
-    before = RESPONDER.read_state(ctx, INCIDENT, _params())
+    before = RESPONDER.read_state(ctx, ACCOUNT_TARGET, _params())
     assert before == {"pipeline": PIPELINE, "display_name": "cordon-inc-0000000000000001", "execution": None}
     # WHEN started
-    after = RESPONDER.apply(ctx, INCIDENT, _params(), before)
+    after = RESPONDER.apply(ctx, ACCOUNT_TARGET, _params(), before)
     # THEN one execution, named after the incident, with the manifest as its parameter
     [run] = _executions(account)
     assert run["PipelineExecutionDisplayName"] == "cordon-inc-0000000000000001"
@@ -97,9 +97,9 @@ def test_the_run_gets_a_manifest_of_the_current_versions(account: Any, make_cont
     ]
     assert manifest["incident"] == "inc-0000000000000001" and manifest["prefixes"] == [f"s3://{BUCKET}/datasets/fraud/"]
     assert after["manifest"] == {"uri": manifest_uri, "version_id": after["manifest"]["version_id"], "objects": 2}
-    assert RESPONDER.holds(ctx, INCIDENT, _params(), before, RESPONDER.read_state(ctx, INCIDENT, _params()))
+    assert RESPONDER.holds(ctx, ACCOUNT_TARGET, _params(), before, RESPONDER.read_state(ctx, ACCOUNT_TARGET, _params()))
     # AND a second apply finds the run and starts no other
-    RESPONDER.apply(ctx, INCIDENT, _params(), before)
+    RESPONDER.apply(ctx, ACCOUNT_TARGET, _params(), before)
     assert len(_executions(account)) == 1
 
 
@@ -117,18 +117,18 @@ def test_a_current_version_marked_suspect_stops_the_retrain(account: Any, make_c
         match=r"^not retraining: current versions are marked cordon:suspect "
         r"\(s3://acme-fraud-training/datasets/fraud/planted.parquet\): restore or remove them",
     ):
-        RESPONDER.apply(make_context(account), INCIDENT, _params(), {})
+        RESPONDER.apply(make_context(account), ACCOUNT_TARGET, _params(), {})
     assert _executions(account) == []
 
 
 def test_a_pipeline_that_does_not_exist_is_refused(account: Any, make_context: Any) -> None:
     with pytest.raises(ResponderError):
-        RESPONDER.read_state(make_context(account), INCIDENT, _params(pipeline="no-such-pipeline"))
+        RESPONDER.read_state(make_context(account), ACCOUNT_TARGET, _params(pipeline="no-such-pipeline"))
 
 
 def _executing(account: Any, make_context: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str, PartialStubber]:
     ctx = make_context(account)
-    arn = RESPONDER.apply(ctx, INCIDENT, _params(), {})["execution"]["arn"]
+    arn = RESPONDER.apply(ctx, ACCOUNT_TARGET, _params(), {})["execution"]["arn"]
     executions = sagemaker_backends[ACCOUNT][REGION].pipelines[PIPELINE].pipeline_executions
     executions[arn].pipeline_execution_status = "Executing"  # moto finishes runs at once; AWS takes a while
 
@@ -150,20 +150,27 @@ def test_rollback_stops_a_run_still_executing(account: Any, make_context: Any, m
         {"PipelineExecutionArn": arn, "ClientRequestToken": request_token("stop", arn)},
     )
     with stubber:
-        state = RESPONDER.rollback(ctx, INCIDENT, _params(), {}, {})
+        state = RESPONDER.rollback(ctx, ACCOUNT_TARGET, _params(), {}, {})
     stubber.assert_no_pending_responses()
     assert state["execution"] == {"arn": arn, "status": "Stopping"}
     # AND a second rollback has nothing left to stop
-    assert RESPONDER.rollback(ctx, INCIDENT, _params(), {}, {})["execution"]["status"] == "Stopping"
+    assert RESPONDER.rollback(ctx, ACCOUNT_TARGET, _params(), {}, {})["execution"]["status"] == "Stopping"
 
 
 def test_a_finished_run_cannot_be_rolled_back(account: Any, make_context: Any) -> None:
     ctx = make_context(account)
-    arn = RESPONDER.apply(ctx, INCIDENT, _params(), {})["execution"]["arn"]  # moto: Succeeded at once
+    arn = RESPONDER.apply(ctx, ACCOUNT_TARGET, _params(), {})["execution"]["arn"]  # moto: Succeeded at once
     with pytest.raises(
         ResponderError, match=rf"^pipeline execution {arn} is Succeeded: a finished run cannot be undone"
     ):
-        RESPONDER.rollback(ctx, INCIDENT, _params(), {}, {})
+        RESPONDER.rollback(ctx, ACCOUNT_TARGET, _params(), {}, {})
+
+
+def test_only_the_account_the_session_is_for(account: Any, make_context: Any) -> None:
+    elsewhere = Target(type="account", id="444455556666", account=None, region=REGION)
+    with pytest.raises(ResponderError, match="^account 444455556666: the session is for the runner's own account"):
+        RESPONDER.apply(make_context(account), elsewhere, _params(), {})
+    assert _executions(account) == []
 
 
 def test_params_and_pure_parts() -> None:
