@@ -168,7 +168,7 @@ def test_a_finished_run_cannot_be_rolled_back(account: Any, make_context: Any) -
 
 def test_only_the_account_the_session_is_for(account: Any, make_context: Any) -> None:
     elsewhere = Target(type="account", id="444455556666", account=None, region=REGION)
-    with pytest.raises(ResponderError, match="^account 444455556666: the session is for the runner's own account"):
+    with pytest.raises(ResponderError, match=r"^account 444455556666: the session is for the runner's own account"):
         RESPONDER.apply(make_context(account), elsewhere, _params(), {})
     assert _executions(account) == []
 
