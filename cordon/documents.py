@@ -24,6 +24,7 @@ def incident_json(incident: Incident) -> dict[str, Any]:
                 "time": s.time.isoformat(),
                 "source": s.source,
                 "principal": s.principal,
+                "object_version": s.object_version,
             }
             for s in incident.signals
         ],

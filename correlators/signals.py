@@ -74,6 +74,9 @@ class SignalRef(BaseModel):
     # Who acted (the resolved IAM principal), so a playbook can act on the principal of one rule's signals only:
     # the writer that poisoned a prefix, not the pipeline that trained on it.
     principal: str | None = None
+    # The object version an S3 write created (`s3://bucket/key?versionId=V`, from CloudTrail's x-amz-version-id):
+    # S3 does not record who wrote a version, the incident does. Restoring training data skips these.
+    object_version: str | None = None
 
     @classmethod
     def of(cls, signal: Signal) -> SignalRef:
@@ -91,6 +94,7 @@ class SignalRef(BaseModel):
             what=what,
             origin=event.origin,
             principal=event.actor.principal if event.actor else None,
+            object_version=written_version(event),
         )
 
     @property
@@ -99,6 +103,26 @@ class SignalRef(BaseModel):
 
     def order(self) -> tuple[datetime, str, str]:
         return (self.time, self.rule, self.event_id)
+
+
+_VERSION_WRITES = frozenset({"s3:PutObject", "s3:CopyObject", "s3:CompleteMultipartUpload", "s3:DeleteObject"})
+
+
+def written_version(event: NormalizedEvent) -> str | None:
+    """`s3://bucket/key?versionId=V` for a successful S3 write on a versioned bucket (a delete's marker too), else
+    None. CloudTrail names the version in the answer (`responseElements.x-amz-version-id`) and the object in the
+    request; an unversioned bucket's answer has no version id."""
+    if event.action not in _VERSION_WRITES or event.outcome != "success":
+        return None
+    answer, request = event.raw.get("responseElements"), event.raw.get("requestParameters")
+    if not isinstance(answer, dict) or not isinstance(request, dict):
+        return None
+    version, bucket, key = answer.get("x-amz-version-id"), request.get("bucketName"), request.get("key")
+    if not (
+        isinstance(version, str) and isinstance(bucket, str) and isinstance(key, str) and version and bucket and key
+    ):
+        return None
+    return f"s3://{bucket}/{key}?versionId={version}"
 
 
 # Past these caps an incident keeps counts, not every reference: its item stays far below DynamoDB's 400 KB

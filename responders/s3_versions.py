@@ -1,20 +1,35 @@
-"""s3.restore-object-versions: put back the version of an object that was current before an incident wrote it.
+"""s3.restore-object-versions: make current again the last known-good version of an object an incident wrote.
 
-For each object the incident names (`s3://bucket/key`), the version to restore is the newest version (not a delete
-marker) last modified before `since`, the incident's first write. It is copied over the object as a new current
-version: nothing is deleted, so every version the attacker wrote stays for the investigation, and rollback copies
-back the version that was current before. Refused on a bucket without versioning (there is nothing to go back to).
-An object with no version before `since` (created by the incident) is left as it is and said so.
+For each object the incident names (`s3://bucket/key`), the known-good version is the newest version that
 
-The choice of version is a pure function (`version_to_restore`); the calls are thin.
+1. was last modified before `since`, the incident's first undeclared write;
+2. is not one the incident names as written by an undeclared writer (`written`: the write signals'
+   `object_version`, CloudTrail's x-amz-version-id): a multipart upload's version is dated when the upload
+   started, which can be before the first signal, so dates alone would take a poisoned upload for a clean one;
+3. does not carry Cordon's `cordon:suspect` tag (s3.tag-suspect-versions, this incident's or an earlier one's).
+
+A delete marker there means the object did not exist before: nothing to restore. S3 does not record who wrote a
+version; CloudTrail does, and Cordon holds only the incident's writes. So "written by a declared writer" is
+established by exclusion: every version written once the incident began is distrusted (its writer is unknown to
+Cordon: the attacker under another name, or a declared pipeline that read poisoned data), and of the versions
+before it those the incident names or Cordon marked are skipped. One case stays unseen: a multipart upload that
+started before the incident and completed during it, by a writer the incident does not name.
+
+The known-good version is copied over the object as a new current version: nothing is deleted, so every version
+the attacker wrote stays for the investigation, and rollback copies back the version that was current before.
+Refused on a bucket without versioning (there is nothing to go back to). An object with no known-good version
+(created by the incident) is left as it is and said so.
+
+The choice of version is a pure function (`known_good`); the calls are thin.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from responders.aws import call
 from responders.base import (
@@ -29,23 +44,67 @@ from responders.base import (
 )
 
 _MAX_VERSION_PAGES = 20  # 20,000 versions of one key: far beyond what a poisoning incident writes
+SUSPECT_TAG = "cordon:suspect"  # on an object version Cordon will not go back to; its value is the incident id
+_VERSION_MARK = "?versionId="
 
 
-class RestoreVersionsParams(ResponderParams):
-    """`since`: versions last modified at or after this instant are the incident's (bind the first write's time)."""
+class KnownGoodParams(ResponderParams):
+    """`since`: versions last modified at or after this instant are distrusted (bind the first undeclared write's
+    time). `written`: object versions the incident's undeclared writers created, `s3://bucket/key?versionId=V`
+    (bind the write signals' `object_version`); each action keeps those of its own object."""
 
     since: AwareDatetime
+    written: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class RestoreVersionsParams(KnownGoodParams):
+    pass
 
 
 # --- deciding (pure) ----------------------------------------------------------------------------------------------
-def version_to_restore(versions: list[dict[str, Any]], since: datetime) -> dict[str, Any] | None:
-    """The newest version modified before `since` when it is a real version, None when there is none or when the
-    object was deleted then (a delete marker: nothing to bring back)."""
-    before = [v for v in versions if v["LastModified"] < since]
-    if not before:
+def named_versions(written: Iterable[str], uri: str) -> frozenset[str]:
+    """The version ids `written` names for exactly the object `uri` (a key may itself hold `?`)."""
+    found = set()
+    for item in written:
+        obj, mark, version = item.rpartition(_VERSION_MARK)
+        if mark and obj == uri and version:
+            found.add(version)
+    return frozenset(found)
+
+
+def known_good(versions: Sequence[dict[str, Any]], since: datetime, skipped: frozenset[str]) -> dict[str, Any] | None:
+    """The newest version modified before `since` and not in `skipped`, when it is a real version; None when there
+    is none or it is a delete marker (the object did not exist then). `versions` in S3's order, newest first: it
+    breaks ties of LastModified, which S3 keeps to the second."""
+    candidates = [
+        (v["LastModified"], -rank, v)
+        for rank, v in enumerate(versions)
+        if v["LastModified"] < since and v["VersionId"] not in skipped
+    ]
+    if not candidates:
         return None
-    newest = max(before, key=lambda v: v["LastModified"])
+    newest = max(candidates, key=lambda c: (c[0], c[1]))[2]
     return None if newest.get("IsDeleteMarker") else newest
+
+
+def version_to_restore(versions: list[dict[str, Any]], since: datetime) -> dict[str, Any] | None:
+    """`known_good` with nothing named or marked: the newest version from before `since`."""
+    return known_good(versions, since, frozenset())
+
+
+def suspect_versions(
+    versions: Sequence[dict[str, Any]], since: datetime, named: frozenset[str], good: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The versions the incident may have written: named by it, or written at or after `since`. Not delete markers
+    (S3 cannot tag them), and not a version with the known-good bytes (Cordon's own restore copy, an identical
+    re-upload): the same content as the known-good version is not poisoned."""
+    return [
+        v
+        for v in versions
+        if not v.get("IsDeleteMarker")
+        and (v["VersionId"] in named or v["LastModified"] >= since)
+        and not (good is not None and (v.get("ETag"), v.get("Size")) == (good.get("ETag"), good.get("Size")))
+    ]
 
 
 def parse_object(uri: str) -> tuple[str, str]:
@@ -70,25 +129,49 @@ def _versions(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
     raise ResponderError(f"s3://{bucket}/{key} has more than {_MAX_VERSION_PAGES * 1000:,} versions: not read")
 
 
-def _object_state(ctx: ActionContext, target: Target, params: ResponderParams) -> State:
-    bucket, key = parse_object(target.id)
-    s3 = ctx.client("s3")
+def tag_set(s3: Any, bucket: str, key: str, version_id: str) -> list[dict[str, str]]:
+    answer = call(s3.get_object_tagging, Bucket=bucket, Key=key, VersionId=version_id)
+    return [{"Key": t["Key"], "Value": t["Value"]} for t in answer.get("TagSet", [])]
+
+
+def classify(
+    s3: Any, uri: str, params: KnownGoodParams
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None, list[str]]:
+    """The object's versions (S3's order), its known-good version, and the ids skipped to find it (named by the
+    incident, or marked suspect). Reads the tags of the candidates only, newest first, until one is unmarked."""
+    bucket, key = parse_object(uri)
+    versions = _versions(s3, bucket, key)
+    skipped = set(named_versions(params.written, uri))
+    while True:
+        good = known_good(versions, params.since, frozenset(skipped))
+        if good is None or not any(t["Key"] == SUSPECT_TAG for t in tag_set(s3, bucket, key, good["VersionId"])):
+            return versions, good, sorted(skipped & {v["VersionId"] for v in versions})
+        skipped.add(good["VersionId"])
+
+
+def require_versioning(s3: Any, bucket: str) -> None:
     versioning = call(s3.get_bucket_versioning, Bucket=bucket).get("Status")
     if versioning != "Enabled":
         raise ResponderError(
             f"bucket {bucket} has versioning {versioning or 'never enabled'}: no earlier version to restore"
         )
-    versions = _versions(s3, bucket, key)
+
+
+def _object_state(ctx: ActionContext, target: Target, params: ResponderParams) -> State:
+    bucket, _ = parse_object(target.id)
+    s3 = ctx.client("s3")
+    require_versioning(s3, bucket)
+    versions, chosen, skipped = classify(s3, target.id, cast(KnownGoodParams, params))
     current = next((v for v in versions if v.get("IsLatest")), None)
-    chosen = version_to_restore(versions, cast(RestoreVersionsParams, params).since)
     return {
         "object": target.id,
-        "current": _summary(current),
-        "restore": _summary(chosen),
+        "current": summary(current),
+        "restore": summary(chosen),
+        "skipped": skipped,
     }
 
 
-def _summary(version: dict[str, Any] | None) -> dict[str, Any] | None:
+def summary(version: dict[str, Any] | None) -> dict[str, Any] | None:
     if version is None:
         return None
     return {
@@ -119,18 +202,21 @@ def _same_content(current: dict[str, Any] | None, wanted: dict[str, Any] | None)
 
 @responder("s3.restore-object-versions")
 class RestoreObjectVersions(Responder):
-    """Restore an object the incident wrote or deleted to its version from before the incident. Reversible.
+    """Restore an object the incident wrote or deleted to its last known-good version. Reversible.
 
-    Copies the newest version modified before `since` over the object (a new current version; nothing deleted).
-    Refuses a bucket whose versioning is not enabled. Leaves an object created by the incident, and one that was
-    a delete marker before it, as they are. Rollback makes current again what was current before: a copy of that
-    version (same bytes, a new version id: no version is ever deleted), or a delete marker if it was deleted.
+    Copies the newest version modified before `since`, not named in `written` and not tagged `cordon:suspect`,
+    over the object (a new current version; nothing deleted). Refuses a bucket whose versioning is not enabled.
+    Leaves an object created by the incident, and one that was a delete marker before it, as they are. Rollback
+    makes current again what was current before: a copy of that version (same bytes, a new version id: no version
+    is ever deleted), or a delete marker if it was deleted.
 
     Example::
 
         - responder: s3.restore-object-versions
           target: "entities[?type=='object'].id"
-          bind: {since: "min_by(signals[?rule=='ml_training_data_written_by_undeclared_writer'], &time).time"}
+          bind:
+            since: "min_by(signals[?rule=='ml_training_data_written_by_undeclared_writer'], &time).time"
+            written: "signals[?rule=='ml_training_data_written_by_undeclared_writer'].object_version"
     """
 
     permissions = (

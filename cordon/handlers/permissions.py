@@ -106,10 +106,12 @@ RESPONDERS: Grants = {
         "iam:PutRolePolicy",
     ),
     # Bucket ARNs carry no account; the statement's aws:ResourceAccount condition keeps it to this account.
-    # ... and its objects (s3.restore-object-versions): `s3:::*` covers `bucket/key` too.
+    # ... and its objects (s3.restore-object-versions, s3.tag-suspect-versions, the retrain manifest): `s3:::*`
+    # covers `bucket/key` too.
     "arn:${AWS::Partition}:s3:::*": (
         "s3:DeleteBucketPolicy",
         "s3:DeleteObject",
+        "s3:DeleteObjectVersionTagging",
         "s3:GetBucketPolicy",
         "s3:GetBucketVersioning",
         "s3:GetObjectVersion",
@@ -118,6 +120,7 @@ RESPONDERS: Grants = {
         "s3:PutBucketPolicy",
         "s3:PutObject",
         "s3:PutObjectTagging",
+        "s3:PutObjectVersionTagging",
     ),
     "arn:${AWS::Partition}:sagemaker:*:${AWS::AccountId}:*": (
         "sagemaker:AddTags",
@@ -127,10 +130,15 @@ RESPONDERS: Grants = {
         "sagemaker:DescribeEndpointConfig",
         "sagemaker:DescribeModelPackage",
         "sagemaker:DescribeNotebookInstance",
+        "sagemaker:DescribePipeline",
+        "sagemaker:DescribePipelineExecution",
         "sagemaker:DescribeTrainingJob",
+        "sagemaker:ListPipelineExecutions",
         "sagemaker:ListTags",
         "sagemaker:StartNotebookInstance",
+        "sagemaker:StartPipelineExecution",
         "sagemaker:StopNotebookInstance",
+        "sagemaker:StopPipelineExecution",
         "sagemaker:StopTrainingJob",
         "sagemaker:UpdateEndpoint",
         "sagemaker:UpdateEndpointWeightsAndCapacities",

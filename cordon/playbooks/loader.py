@@ -221,6 +221,7 @@ def representative_incident(playbook: Playbook, site: Mapping[str, Any]) -> dict
                 "time": time,
                 "source": "cloudtrail",
                 "principal": _SAMPLE_IDS[EntityType.PRINCIPAL],
+                "object_version": f"{_SAMPLE_IDS[EntityType.OBJECT]}?versionId=sample-version",
             }
             for rule in rules
         ],

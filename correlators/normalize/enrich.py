@@ -9,7 +9,9 @@ every glob.
 Declared writers (`asset_writers`): `declared_writer` is False when the acting principal is not a declared writer
 of one of the asset classes the event touches that declare writers, True when it is one of all of them, and None
 (not judged) when none of its classes declares writers or no IAM principal acted (an AWS service). It is set on
-reads too; rules pair it with the write calls they mean.
+reads too; rules pair it with the write calls they mean. Cordon's own roles (`guards.cordon_roles`) write only to
+put known-good data back (s3.restore-object-versions) and are a declared writer of every class: otherwise the
+restore, then the retraining that reads it, would raise a poisoning incident whose restore brings the poison back.
 
 Allowed images (`allowed_image_registries`): `image_allowed` is False when one image the event names comes from
 elsewhere, True when all do, None when it names none or the site lists no registry.
@@ -17,6 +19,7 @@ elsewhere, True when all do, None when it names none or the site lists no regist
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 from correlators.config import Config
@@ -52,4 +55,6 @@ def declared_writer(event: NormalizedEvent, classes: set[str], config: Config) -
         return None
     verdicts = [config.declared_writer(name, principal) for name in sorted(classes)]
     judged = [verdict for verdict in verdicts if verdict is not None]
+    if judged and any(fnmatch.fnmatchcase(principal, glob) for glob in config.guards.cordon_roles):
+        return True
     return all(judged) if judged else None

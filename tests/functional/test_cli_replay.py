@@ -63,7 +63,7 @@ def test_json_output_has_the_documented_shape(capsys) -> None:
         "actions",
     }
     assert incident["severity"] in {"low", "medium", "high", "critical"}
-    assert set(incident["signals"][0]) == {"rule", "event_id", "time", "source", "principal"}
+    assert set(incident["signals"][0]) == {"rule", "event_id", "time", "source", "principal", "object_version"}
     assert set(incident["entities"][0]) == {"type", "id"}
     assert {"events_read", "accepted", "rejected", "signals", "incidents", "evicted"} <= set(output["stats"])
 

@@ -150,3 +150,26 @@ def test_each_signal_reference_says_who_acted() -> None:
         ("e2", "arn:aws:iam::111122223333:user/pipeline"),
     ]
     assert incident_json(incident)["signals"][0]["principal"] == "arn:aws:iam::111122223333:user/writer"
+
+
+def test_a_write_signal_names_the_object_version_it_created() -> None:
+    # S3 does not record who wrote a version; CloudTrail's answer does (x-amz-version-id), and restoring training
+    # data skips the versions the incident's writers created.
+    put = _event(0, "writer", "e1").model_copy(
+        update={
+            "action": "s3:PutObject",
+            "raw": {
+                "requestParameters": {"bucketName": "acme-fraud-training", "key": "datasets/a?b.parquet"},
+                "responseElements": {"x-amz-version-id": "3HL4kqtJ"},
+            },
+        }
+    )
+    unversioned = put.model_copy(update={"event_id": "e2", "raw": {**put.raw, "responseElements": None}})
+    read = _event(1, "writer", "e3")
+    incident = _Graph().raise_incident("r", "t", Severity.HIGH, [_signal(put), _signal(unversioned), _signal(read)])
+    assert [s.object_version for s in incident.signals] == [
+        "s3://acme-fraud-training/datasets/a?b.parquet?versionId=3HL4kqtJ",
+        None,
+        None,
+    ]
+    assert incident_json(incident)["signals"][0]["object_version"].endswith("?versionId=3HL4kqtJ")

@@ -105,6 +105,16 @@ def test_declared_writer_is_judged_only_where_the_config_declares_writers() -> N
     assert _event("PutObject", put, config=Config(assets=CONFIG.assets)).declared_writer is None
 
 
+def test_cordon_restoring_training_data_is_a_declared_writer() -> None:
+    # Its restore copies known-good versions back: judged undeclared, the restore and the next training run would
+    # raise a poisoning incident of their own, whose restore goes back to the version before Cordon's copy.
+    cordon = {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/CordonResponderRole/cordon-run"}
+    put = {"bucketName": "ml-data", "key": "train/fraud/part-7.parquet"}
+    assert _event("PutObject", put, cordon).declared_writer is True
+    # where no writer is declared, it is not judged either
+    assert _event("PutObject", {"bucketName": "ml-models", "key": "v7/model.tar.gz"}, cordon).declared_writer is None
+
+
 def test_an_aws_service_is_not_judged_a_writer() -> None:
     service = {"type": "AWSService", "invokedBy": "s3.amazonaws.com"}
     assert _event("PutObject", {"bucketName": "ml-data", "key": "train/x"}, service).declared_writer is None

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from responders.base import ResponderError, Target
-from responders.s3_versions import RestoreObjectVersions, RestoreVersionsParams, parse_object, version_to_restore
+from responders.s3_versions import (
+    RestoreObjectVersions,
+    RestoreVersionsParams,
+    known_good,
+    named_versions,
+    parse_object,
+    suspect_versions,
+    version_to_restore,
+)
 
 BUCKET = "acme-fraud-training"
 KEY = "datasets/fraud/2026-11/part-0007.parquet"
@@ -147,3 +155,64 @@ def test_the_version_to_restore_is_the_newest_before_the_incident() -> None:
 def test_prefixes_and_buckets_are_not_objects(uri: str) -> None:
     with pytest.raises(ResponderError, match="not an S3 object"):
         parse_object(uri)
+
+
+def test_a_version_the_incident_names_is_skipped_whatever_its_date(aws: Any, s3: Any, make_context: Any) -> None:
+    # A multipart upload's version is dated when the upload started: one begun before the first signal and
+    # completed by the attacker looks older than the incident. CloudTrail names the version it created.
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"clean")
+    poisoned = s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"poisoned")["VersionId"]
+    since = _next_second()
+    ctx = make_context(aws)
+    params = RestoreVersionsParams(
+        since=since, written=[f"s3://{BUCKET}/{KEY}?versionId={poisoned}", f"s3://{BUCKET}/other?versionId=x"]
+    )
+    before = RESPONDER.read_state(ctx, TARGET, params)
+    assert before["skipped"] == [poisoned]
+    RESPONDER.apply(ctx, TARGET, params, before)
+    assert _body(s3) == b"clean"
+
+
+def test_a_version_cordon_marked_suspect_is_never_restored(aws: Any, s3: Any, make_context: Any) -> None:
+    # An earlier incident marked the newest version before this one's first write: the one before it comes back.
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"clean")
+    marked = s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"poisoned earlier")["VersionId"]
+    s3.put_object_tagging(
+        Bucket=BUCKET, Key=KEY, VersionId=marked, Tagging={"TagSet": [{"Key": "cordon:suspect", "Value": "inc-1"}]}
+    )
+    since = _next_second()
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"poisoned now")
+    ctx, params = make_context(aws), RestoreVersionsParams(since=since)
+    before = RESPONDER.read_state(ctx, TARGET, params)
+    assert before["skipped"] == [marked]
+    RESPONDER.apply(ctx, TARGET, params, before)
+    assert _body(s3) == b"clean"
+
+
+def test_the_known_good_version_skips_named_versions_and_breaks_ties_by_s3_order() -> None:
+    t0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+    newest_first = [
+        {"VersionId": "c", "LastModified": t0, "IsDeleteMarker": False},  # same second as b, stored after it
+        {"VersionId": "b", "LastModified": t0, "IsDeleteMarker": False},
+        {"VersionId": "a", "LastModified": t0 - timedelta(minutes=5), "IsDeleteMarker": False},
+    ]
+    since = t0 + timedelta(minutes=1)
+    assert known_good(newest_first, since, frozenset())["VersionId"] == "c"
+    assert known_good(newest_first, since, frozenset({"c"}))["VersionId"] == "b"
+    assert known_good(newest_first, since, frozenset({"c", "b", "a"})) is None
+    assert named_versions(
+        ["s3://b/k?x?versionId=v1", "s3://b/k?versionId=v2", "s3://b/k2?versionId=v3", "s3://b/k"], "s3://b/k?x"
+    ) == {"v1"}
+
+
+def test_suspect_versions_are_the_named_and_the_newer_but_not_the_known_good_bytes() -> None:
+    t0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+    good = {"VersionId": "a", "LastModified": t0 - timedelta(hours=1), "ETag": '"g"', "Size": 5}
+    versions = [
+        {"VersionId": "copy", "LastModified": t0 + timedelta(minutes=9), "ETag": '"g"', "Size": 5},  # Cordon's
+        {"VersionId": "m", "LastModified": t0 + timedelta(minutes=8), "IsDeleteMarker": True},
+        {"VersionId": "p", "LastModified": t0 + timedelta(minutes=7), "ETag": '"p"', "Size": 9},
+        {"VersionId": "mpu", "LastModified": t0 - timedelta(minutes=30), "ETag": '"q-2"', "Size": 9},
+        good,
+    ]
+    assert [v["VersionId"] for v in suspect_versions(versions, t0, frozenset({"mpu"}), good)] == ["p", "mpu"]
