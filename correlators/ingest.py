@@ -256,14 +256,17 @@ def _parses(line: bytes) -> bool:
 # (`1e15` becomes `1000000000000000.0`; strings, escapes and whitespace only shrink).
 _SHORT_LINE = MAX_RECORD_BYTES * 2 // 9
 # orjson reads an integer past 64 bits as a float; json keeps it exact (and `_parse_int` refuses the longest).
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# Lines with a run of 19 digits are left to json: found by mapping every digit to 0 and everything else to a
+# space, then a substring search (both in C; a regular expression costs ten times more on a CloudTrail line).
+_DIGITS_ONLY = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_LONG_DIGITS = b"0" * 19
 
 
 def _plain_record(line: bytes, where: str) -> RawRecord | None:
     """The record on a line that holds one short, plainly valid JSON object, parsed by orjson; None leaves the
     line to the careful path, which explains every refusal. orjson is strict where json is lenient (NaN, a BOM,
     lone surrogates, huge numbers all fail here and are judged there) and gives the same values otherwise."""
-    if len(line) > _SHORT_LINE or _LONG_DIGITS.search(line):
+    if len(line) > _SHORT_LINE or _LONG_DIGITS in line.translate(_DIGITS_ONLY):
         return None
     try:
         value = orjson.loads(line)
