@@ -45,7 +45,18 @@ class Firing:
 
 
 def field_values(signal: Signal, name: str) -> list[str]:
-    """Values of a group-by or value_count field: an entity type (`principal`) or any Sigma field path."""
+    """Values of a group-by or value_count field: an entity type (`principal`) or any Sigma field path.
+
+    Read once per signal and field (a signal never changes): a count over a busy group reads the same signals'
+    values on every event of the group. Callers must not change the list."""
+    cache = signal.field_cache
+    found = cache.get(name)
+    if found is None:
+        found = cache[name] = _read_field_values(signal, name)
+    return found
+
+
+def _read_field_values(signal: Signal, name: str) -> list[str]:
     kind = _ENTITY_FIELDS.get(name)
     if kind is not None:
         return sorted({e.id for e in signal.event.entities() if e.type is kind})

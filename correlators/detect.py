@@ -10,7 +10,8 @@ from __future__ import annotations
 from correlators.model import EventSource, NormalizedEvent, Severity
 from correlators.normalize import INACTIVE_FINDING_STATUSES
 from correlators.sigma.fields import FieldView
-from correlators.sigma.loader import DetectionRule, RuleSet
+from correlators.sigma.index import RuleIndex
+from correlators.sigma.loader import RuleSet
 from correlators.signals import Signal
 
 # Implicit rule names for signals that exist without a Sigma rule.
@@ -24,17 +25,15 @@ NON_COMPLIANT = "NON_COMPLIANT"
 
 class Detector:
     def __init__(self, ruleset: RuleSet) -> None:
-        self._rules_by_source: dict[EventSource, list[DetectionRule]] = {source: [] for source in EventSource}
-        for rule in ruleset.detections:
-            for source in rule.sources:
-                self._rules_by_source[source].append(rule)
+        # Per source, an index that leaves only the rules that can match an event to run on it.
+        self._rules_by_source = {source: RuleIndex(ruleset.detections_for(source)) for source in EventSource}
 
     def detect(self, event: NormalizedEvent) -> list[Signal]:
         signals = _implicit_signals(event)
-        rules = self._rules_by_source[event.source]
-        if rules:
+        index = self._rules_by_source[event.source]
+        if index:
             fields = FieldView(event)
-            for rule in rules:
+            for rule in index.candidates(fields):
                 if rule.matches(fields):
                     signals.append(
                         Signal(

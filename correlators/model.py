@@ -62,6 +62,11 @@ class Entity(BaseModel):
     def key(self) -> str:
         return f"{self.type.value}:{self.id}"
 
+    def __hash__(self) -> int:
+        # Equal entities (same type and id) hash alike, as pydantic's frozen-model hash does, in one C call:
+        # incident upkeep hashes every entity of an incident for every signal it counts.
+        return hash((self.type, self.id))
+
 
 class Severity(StrEnum):
     INFORMATIONAL = "informational"

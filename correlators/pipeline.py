@@ -133,6 +133,7 @@ class Pipeline:
             saved = self.store.get_meta(_WATERMARK_KEY)
             if saved is None or datetime.fromisoformat(saved) < self._max_time:
                 self.store.set_meta(_WATERMARK_KEY, self._max_time.isoformat())
+        self.store.sync()
         self.stats.incidents = len(self.incidents.changed)
 
     def _handle(self, signal: Signal) -> None:

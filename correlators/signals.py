@@ -61,6 +61,11 @@ class Signal(BaseModel):
     def linking_keys(self) -> tuple[str, ...]:
         return tuple(e.key for e in self.linking)
 
+    @cached_property
+    def field_cache(self) -> dict[str, list[str]]:
+        """Correlation's group-by and value_count field values of this signal, by field (`correlate.field_values`)."""
+        return {}
+
 
 class SignalRef(BaseModel):
     """What an incident keeps of each of its signals."""
@@ -210,17 +215,20 @@ class Incident(BaseModel):
     def _add_entities(self, entities: Iterable[Entity]) -> None:
         # Kept sorted, identities first: every identity is kept (they are few and they are what playbooks act
         # on); assets and IPs past the cap are dropped from the end, the same ones whatever the arrival order.
-        known = set(self.entities)  # entities are frozen: equal type and id, equal hash
+        # The order key is unique per entity (type and id), so one binary search both finds a known entity and
+        # places a new one: O(log n) per entity, where hashing the whole list cost O(n) for every signal.
         for entity in dict.fromkeys(entities):
-            if entity in known:
+            order = _entity_order(entity)
+            at = bisect.bisect_left(self.entities, order, key=_entity_order)
+            if at < len(self.entities) and _entity_order(self.entities[at]) == order:
                 continue
-            known.add(entity)
-            bisect.insort(self.entities, entity, key=_entity_order)
+            self.entities.insert(at, entity)
             if entity.type not in IDENTITY_TYPES and len(self.entities) > self._identity_count() + DESCRIPTIVE_CAP:
                 self.entities.pop()
 
     def _identity_count(self) -> int:
-        return sum(1 for e in self.entities if e.type in IDENTITY_TYPES)
+        # Identities sort first: they end where the first non-identity would be placed.
+        return bisect.bisect_left(self.entities, (1, "", ""), key=_entity_order)
 
     def raise_by(self, rule: str, severity: Severity, title: str) -> None:
         hit = self.raised_by.get(rule)

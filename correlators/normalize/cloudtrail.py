@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from functools import lru_cache
 from typing import Any
 
 from correlators.model import EventSource, NormalizedEvent, Resource
@@ -76,6 +77,7 @@ def _with_insight_fields(document: dict[str, Any]) -> dict[str, Any]:
     return {**{key: insight[key] for key in ("eventSource", "eventName") if key in insight}, **document}
 
 
+@lru_cache(maxsize=8192)  # a few addresses recur on most events; parsing one costs more than the rest of a field
 def ip_or_none(value: str | None) -> str | None:
     """Only real addresses: CloudTrail also writes service names ("s3.amazonaws.com", "AWS Internal") here,
     and one shared pseudo-address would tie unrelated events together."""

@@ -110,6 +110,46 @@ def compile_rule(rule: SigmaRule, locate: Locate | None = None) -> Matcher:
         raise RuleError(f"rule '{rule.title}': {error.what}", where=locate(error.field, error.modifier)) from None
 
 
+def pinned_values(rule: SigmaRule) -> dict[str, frozenset[str]]:
+    """Fields the rule pins to exact texts: it can match only an event where each such field has a value whose
+    text (`_text`, lower-cased) is one of these. A necessary condition, not a sufficient one: the rule index
+    (`correlators/sigma/index.py`) uses it to skip rules that cannot match, and the matcher still decides.
+
+    Only plain, case-insensitive strings pin a field. AND keeps every child's pins (a field named twice keeps
+    the smaller set, not the intersection: a field with several values can satisfy both); OR keeps the fields
+    every alternative pins, their texts united; NOT, keywords, wildcards, numbers and the rest pin nothing.
+    """
+    pins: list[dict[str, frozenset[str]]] = [_pins(condition.parsed) for condition in rule.detection.parsed_condition]
+    return _pins_of_any(pins)
+
+
+def _pins(node: Any) -> dict[str, frozenset[str]]:
+    if isinstance(node, ConditionAND):
+        pinned: dict[str, frozenset[str]] = {}
+        for child in (_pins(arg) for arg in node.args):
+            for field, texts in child.items():
+                if field not in pinned or len(texts) < len(pinned[field]):
+                    pinned[field] = texts
+        return pinned
+    if isinstance(node, ConditionOR):
+        return _pins_of_any([_pins(arg) for arg in node.args])
+    if isinstance(node, ConditionFieldEqualsValueExpression) and node.field is not None:
+        value = node.value
+        if isinstance(value, SigmaString) and not isinstance(value, SigmaCasedString):
+            # One literal part at most: exactly the values `_string_test` compares with `==` on lower-cased text.
+            parts = [part for part in value.iter_parts() if isinstance(part, str)]
+            if len(parts) == len(list(value.iter_parts())) <= 1:
+                return {node.field: frozenset({"".join(parts).lower()})}
+    return {}
+
+
+def _pins_of_any(alternatives: list[dict[str, frozenset[str]]]) -> dict[str, frozenset[str]]:
+    if not alternatives:
+        return {}
+    common = set(alternatives[0]).intersection(*alternatives[1:])
+    return {field: frozenset().union(*(pins[field] for pins in alternatives)) for field in sorted(common)}
+
+
 def validate_detections(title: str, detections: Iterable[SigmaDetection], locate: Locate) -> None:
     """Refuse unsupported modifiers, values and `cordon.*` fields, naming the rule and where they are written."""
     try:
@@ -271,6 +311,11 @@ def _text(value: Any) -> str | None:
     if isinstance(value, dict):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
     return None
+
+
+def event_texts(values: Iterable[Any]) -> set[str]:
+    """The lower-cased texts of a field's values, as the exact case-insensitive test compares them."""
+    return {text.lower() for text in map(_text, values) if text is not None}
 
 
 def _number(value: Any) -> int | float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,6 +34,8 @@ class DetectionRule:
     referenced: bool
     generate: bool
     matcher: Callable[[FieldView], bool] = field(repr=False, compare=False)
+    # Fields the rule pins to exact texts (`evaluate.pinned_values`): only events with one of them can match.
+    pinned: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def key(self) -> str:

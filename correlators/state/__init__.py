@@ -24,7 +24,8 @@ def open_store(url: str) -> StateStore:
     if url in ("memory", "memory://"):
         return MemoryStore()
     if url.startswith("sqlite://"):
-        return SqliteStore(sqlite_path(url))
+        # One process working through a stream: its writes are committed in batches (SqliteStore).
+        return SqliteStore(sqlite_path(url), batched=True)
     raise StateError(f"unknown state store {url!r}: use memory:// or sqlite:///path/to/state.db")
 
 

@@ -154,6 +154,9 @@ class StateStore(ABC):
     @abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
+    def sync(self) -> None:  # noqa: B027 - optional hook; only a store that batches writes has any to commit
+        """Make every write so far durable (and visible to other processes)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook; the in-memory store has nothing to release
         """Release resources."""
 

@@ -122,7 +122,9 @@ class MemoryStore(StateStore):
 
     def commit(self, commit: Commit) -> bool:
         with self._lock:
-            links = {key: item.version for key, item in self._links.items()}
+            # Only the link items this commit writes: every item of the store would make each commit O(entities).
+            written = (w.links.entity for w in commit.links)
+            links = {key: self._links[key].version for key in written if key in self._links}
             if not check_commit(commit, self._versions, links, self._members):
                 return False
             for write in commit.incidents:

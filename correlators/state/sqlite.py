@@ -2,8 +2,16 @@
 
 Signals are append-only rows; a second table indexes them by partition (entity or correlation group) and
 event time, the same access path the DynamoDB signal table has in AWS. Several threads (one connection behind a
-lock) and several processes (WAL, `BEGIN IMMEDIATE` around every conditional commit, a busy timeout) may share one
-file: a commit checks the versions it expects and writes, or changes nothing.
+lock) and several processes (WAL, `BEGIN IMMEDIATE`, a busy timeout) may share one file: a commit checks the
+versions it expects and writes, or changes nothing.
+
+`batched=True` (what `open_store` gives a replay) batches writes: one transaction holds the writes of up to
+`BATCH_EVENTS` events, or of `BATCH_SECONDS`, then commits (a timer commits a batch left open while the input
+pauses; `sync` commits at once). Each write is a savepoint inside it, so a write that fails undoes only itself.
+An event is marked seen in the transaction that holds its writes, so a crash loses at most the uncommitted batch,
+marks included, and a rerun processes those events again. The batch holds the file's write lock: another
+process writes before or after it, never in between, so every conditional commit still checks the database it
+writes to; others only see the batch once it commits. Unbatched, every write commits by itself.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,16 +59,22 @@ def _ts(time: datetime) -> float:
 
 _CACHE_SIZE = 50_000  # signals kept parsed in memory: the window's working set, not the whole table
 _INCIDENTS_CACHED = 2_000  # incidents kept parsed, the most recently used
+BATCH_EVENTS = 200  # events marked seen per transaction
+BATCH_SECONDS = 0.2  # the longest a batch stays uncommitted (and holds the write lock)
 
 
 class SqliteStore(StateStore):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, batched: bool = False) -> None:
         # Parsed signals by id. Signals are immutable (an id always names the same content), so a cached signal
         # is what the row holds, whoever wrote it; it saves re-parsing JSON on every window read.
         self._cache: OrderedDict[str, Signal] = OrderedDict()
         # Parsed incidents by id, checked against the row's version on every read (another process may write).
         self._incidents: OrderedDict[str, Incident] = OrderedDict()
         self._lock = threading.RLock()
+        self._batched = batched
+        self._batch_events = 0  # events marked seen in the open transaction
+        self._batch_started: float | None = None  # monotonic time the open transaction began; None: none open
+        self._timer: threading.Timer | None = None
         check_state_file(path)  # one clear error for a damaged, foreign, read-only or misnamed file
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +93,7 @@ class SqliteStore(StateStore):
                 f"state file {path} cannot be opened ({error}): move it aside (or pass another --state)"
                 " to start a new state"
             ) from None
+        self.sync()
         if version != SCHEMA_VERSION and version is not None:
             raise StateError(
                 f"state file {path} has state schema {version}, this Cordon reads {SCHEMA_VERSION}: move it aside"
@@ -85,16 +101,51 @@ class SqliteStore(StateStore):
             )
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken before the first read so checks and writes see the same database."""
+    def _write(self, *, statements: int = 2) -> Iterator[sqlite3.Connection]:
+        """One write, all or nothing, in the open batch (begun here, with the write lock, when none is open):
+        taken before its first read, so its checks and its writes see the same database. A write of one
+        statement is atomic by itself and needs no savepoint."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if self._batch_started is None:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._batch_started = time.monotonic()
+                if self._batched:
+                    self._timer = threading.Timer(BATCH_SECONDS, self._commit_stale_batch)
+                    self._timer.daemon = True
+                    self._timer.start()
+            savepoint = statements > 1
+            if savepoint:
+                self._db.execute("SAVEPOINT write")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if savepoint:
+                    self._db.execute("ROLLBACK TO write")
+                    self._db.execute("RELEASE write")
+                if not self._batched:
+                    self.sync()
                 raise
-            self._db.execute("COMMIT")
+            if savepoint:
+                self._db.execute("RELEASE write")
+            if not self._batched:
+                self.sync()
+
+    def sync(self) -> None:
+        """Commit the open batch: everything written so far is durable."""
+        with self._lock:
+            if self._batch_started is not None:
+                self._db.execute("COMMIT")
+                self._batch_started = None
+                self._batch_events = 0
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _commit_stale_batch(self) -> None:
+        with self._lock:
+            started = self._batch_started
+            if started is not None and time.monotonic() - started >= BATCH_SECONDS * 0.99:
+                self.sync()
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -181,11 +232,15 @@ class SqliteStore(StateStore):
         return bool(self._read("SELECT 1 FROM events_seen WHERE key = ?", (key,)))
 
     def mark_seen(self, key: str, time: datetime) -> None:
-        with self._write() as db:
-            db.execute("INSERT OR IGNORE INTO events_seen (key, time) VALUES (?, ?)", (key, _ts(time)))
+        with self._lock:
+            with self._write(statements=1) as db:
+                db.execute("INSERT OR IGNORE INTO events_seen (key, time) VALUES (?, ?)", (key, _ts(time)))
+            self._batch_events += 1
+            if self._batch_events >= BATCH_EVENTS:
+                self.sync()
 
     def forget_events(self, before: datetime) -> int:
-        with self._write() as db:
+        with self._write(statements=1) as db:
             return db.execute("DELETE FROM events_seen WHERE time < ?", (_ts(before),)).rowcount
 
     def get_incident(self, incident_id: str) -> Incident | None:
@@ -275,19 +330,22 @@ class SqliteStore(StateStore):
         return sorted(found, key=lambda i: (i.first_seen, i.id))
 
     def mark_handled(self, incident_id: str, version: int) -> None:
-        with self._write() as db:
-            db.execute("UPDATE incidents SET handled = max(handled, ?) WHERE id = ?", (version, incident_id))
+        with self._lock:
+            with self._write() as db:
+                db.execute("UPDATE incidents SET handled = max(handled, ?) WHERE id = ?", (version, incident_id))
+            self.sync()  # the shell's step, beside audit writes to the same file: not held in a batch
 
     def get_meta(self, key: str) -> str | None:
         rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._write() as db:
+        with self._write(statements=1) as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def close(self) -> None:
         with self._lock:
+            self.sync()
             self._db.close()
 
 

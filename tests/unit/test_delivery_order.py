@@ -64,10 +64,12 @@ def test_any_arrival_order_with_duplicates_gives_the_incidents_of_the_sorted_pas
 
 
 def _store(kind: str, tmp_path: Path) -> StateStore:
-    return MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "state.db")
+    if kind == "memory":
+        return MemoryStore()
+    return SqliteStore(tmp_path / "state.db", batched=kind == "sqlite-batched")
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-batched"])
 @pytest.mark.parametrize("seed", range(8))
 def test_eight_threads_sharing_one_store_give_the_incidents_of_the_sorted_pass(
     kind: str, seed: int, tmp_path: Path

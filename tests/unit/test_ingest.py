@@ -326,3 +326,22 @@ def _is_container(value: dict[str, object]) -> bool:
     return any(isinstance(v, list) for v in (value.get("Records"), value.get("Findings"))) or (
         isinstance(data, dict) and isinstance(data.get("Findings"), list)
     )
+
+
+def test_json_lines_read_fast_give_the_values_json_gives(tmp_path: Path) -> None:
+    # GIVEN lines orjson reads differently from json (a 25-digit integer, NaN, a BOM) beside plain ones
+    lines = [
+        '{"eventVersion": "1.08", "n": 1234567890123456789012345, "f": 1e15, "s": "caf\\u00e9 \\ud83d\\ude00"}',
+        '{"eventVersion": "1.08", "n": -9223372036854775809, "x": NaN}',
+        '\ufeff{"eventVersion": "1.08", "n": 18446744073709551615}',
+        '{"eventVersion": "1.08", "a": 1, "a": 2}',
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # WHEN they are read
+    items = _read(path)
+    # THEN each record holds exactly what json.loads makes of its line
+    expected = [json.loads(line.lstrip("\ufeff")) for line in lines]
+    payloads = [item.payload for item in items if isinstance(item, RawRecord)]
+    assert [json.dumps(p, sort_keys=True) for p in payloads] == [json.dumps(e, sort_keys=True) for e in expected]
+    assert isinstance(payloads[0]["n"], int) and isinstance(payloads[1]["n"], int)
