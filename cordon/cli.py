@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         help="also actions that failed for a permanent reason (AccessDenied, NotFound): once the cause is fixed",
     )
     _common(retry)
+
+    from cordon.report.cli import add_replay_option, add_report_command
+
+    add_report_command(commands, DEFAULT_STATE)
+    add_replay_option(replay)
     return parser
 
 
@@ -105,7 +110,12 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
         )
     response, audit = _response(args, config, rules)
     try:
-        result = replay(args.paths, config, rules, state_url=args.state, stdin=sys.stdin.buffer, response=response)
+        from cordon.report.cli import replay_reports
+
+        after = replay_reports(args.report, audit, rules, args.state) if args.report else None
+        result = replay(
+            args.paths, config, rules, state_url=args.state, stdin=sys.stdin.buffer, response=response, after=after
+        )
     finally:
         audit.close()
     if args.output == "json":
@@ -253,6 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _retry(args, config)
         if args.command == "coverage":
             return _coverage(args, config)
+        if args.command == "report":
+            from cordon.report.cli import run_report
+
+            return run_report(args, config)
         return _act(args, config)
     except (InputError, StateError) as error:
         print(f"cordon: {error}", file=sys.stderr)

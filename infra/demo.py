@@ -5,7 +5,8 @@
    (credential containment enforced, availability-costing actions waiting for approval);
 3. read the account back: what changed, what did not;
 4. approve the pending endpoint quarantine with `cordon approve`, and show the audit trail;
-5. stop the server.
+5. write the critical incident's HTML report (.cordon/demo-incident.html);
+6. stop the server.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from moto.server import ThreadedMotoServer
 from infra import ml_account
 
 REPO = Path(__file__).resolve().parent.parent
+REPORT = REPO / ".cordon" / "demo-incident.html"  # kept after the demo, beside the laptop's default state
 
 
 class _SlackInbox(BaseHTTPRequestHandler):
@@ -172,6 +174,10 @@ def main() -> None:
 
             _heading("The audit trail")
             _cordon("audit", "--state", state)
+
+            _heading("The critical incident as a page a SOC opens (no script, nothing fetched)")
+            REPORT.parent.mkdir(exist_ok=True)
+            _cordon("report", quarantine["incident_id"], "--state", state, "--config", str(config), "-o", str(REPORT))
     finally:
         server.stop()
         slack.shutdown()
