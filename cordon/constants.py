@@ -15,6 +15,8 @@ ENFORCEMENT_MODE_ENV = "CORDON_ENFORCEMENT_MODE"  # dry_run | approval | enforce
 SLACK_SECRET_ENV = "CORDON_SLACK_SECRET_ARN"  # noqa: S105 - the name of a variable holding an ARN, not a secret
 SNS_TOPIC_ENV = "CORDON_SNS_TOPIC_ARN"  # alerts topic
 MEMBER_ROLE_ENV = "CORDON_MEMBER_ROLE_NAME"  # responder role in member accounts
+REPORT_BUCKET_ENV = "CORDON_REPORT_BUCKET"  # S3 bucket the runner writes incident reports to; unset: no report
+REPORT_LINK_SECONDS_ENV = "CORDON_REPORT_LINK_SECONDS"  # life of the presigned report link in alerts (default 3600)
 ENDPOINT_URL_ENV = "CORDON_AWS_ENDPOINT_URL"  # tests and the demo only: every AWS call goes to this endpoint
 
 # --- the event the correlator puts on Cordon's bus when an incident is created or changes ------------------------
