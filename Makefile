@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean checkov build-CorrelatorFunction build-RunnerFunction build-SlackActionsFunction
+.PHONY: demo test lint bench clean checkov browser build-CorrelatorFunction build-RunnerFunction build-SlackActionsFunction
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python infra/demo.py
 
-test: lint checkov
+test: lint checkov browser
 	$(BIN)/python -m pytest -q
+
+# The report tests open pages in Debian's Chromium; CI runs as root on Debian, so it installs it once, here.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null; then apt-get update -q && apt-get install -y -q chromium; \
+	else echo "no /usr/bin/chromium and no apt-get: the browser tests will skip"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check cordon correlators responders infra bench tests

@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(retry)
     authoring.add_commands(commands)  # cordon test, cordon new
+
+    from cordon.report.cli import add_replay_option, add_report_command
+
+    add_report_command(commands, DEFAULT_STATE)
+    add_replay_option(replay)
     return parser
 
 
@@ -107,7 +112,12 @@ def _replay(args: argparse.Namespace, config: Config) -> int:
         )
     response, audit = _response(args, config, rules)
     try:
-        result = replay(args.paths, config, rules, state_url=args.state, stdin=sys.stdin.buffer, response=response)
+        from cordon.report.cli import replay_reports
+
+        after = replay_reports(args.report, audit, rules, args.state) if args.report else None
+        result = replay(
+            args.paths, config, rules, state_url=args.state, stdin=sys.stdin.buffer, response=response, after=after
+        )
     finally:
         audit.close()
     if args.output == "json":
@@ -259,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _retry(args, config)
         if args.command == "coverage":
             return _coverage(args, config)
+        if args.command == "report":
+            from cordon.report.cli import run_report
+
+            return run_report(args, config)
         return _act(args, config)
     except (InputError, StateError) as error:
         print(f"cordon: {error}", file=sys.stderr)

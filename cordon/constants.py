@@ -21,6 +21,8 @@ SLACK_APP_SECRET_ENV = "CORDON_SLACK_APP_SECRET_ARN"  # noqa: S105 - the name of
 SLACK_API_URL_ENV = "CORDON_SLACK_API_URL"  # tests and the demo only: Slack's Web API (default https://slack.com/api)
 RUNNER_FUNCTION_ENV = "CORDON_RUNNER_FUNCTION"  # the Slack actions function hands decisions to the runner
 SLACK_DECISION_SOURCE = "cordon.slack"  # the `source` of a decision event the runner takes from that function
+REPORT_BUCKET_ENV = "CORDON_REPORT_BUCKET"  # S3 bucket the runner writes incident reports to; unset: no report
+REPORT_LINK_SECONDS_ENV = "CORDON_REPORT_LINK_SECONDS"  # life of the presigned report link in alerts (default 3600)
 ENDPOINT_URL_ENV = "CORDON_AWS_ENDPOINT_URL"  # tests and the demo only: every AWS call goes to this endpoint
 
 # --- the event the correlator puts on Cordon's bus when an incident is created or changes ------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -14,7 +14,7 @@ from correlators.ingest import Rejection, read_inputs
 from correlators.pipeline import Pipeline, Stats
 from correlators.sigma.loader import RuleSet, load_rules
 from correlators.signals import Incident
-from correlators.state import open_store
+from correlators.state import StateStore, open_store
 
 if TYPE_CHECKING:  # the shell's AWS side; replay itself stays boto3-free
     from cordon.respond import IncidentResponse
@@ -55,8 +55,10 @@ def replay(
     state_url: str = "memory://",
     stdin: IO[bytes] | None = None,
     response: IncidentResponse | None = None,
+    after: Callable[[StateStore, ReplayResult], None] | None = None,
 ) -> ReplayResult:
-    """Correlate the files; with `response`, plan (and maybe apply) each touched incident's playbooks."""
+    """Correlate the files; with `response`, plan (and maybe apply) each touched incident's playbooks; `after` is
+    handed the store, still open, and the result (the incident reports read the stored signals)."""
     store = open_store(state_url)
     try:
         pipeline = Pipeline(config, rules, store)
@@ -74,6 +76,8 @@ def replay(
             for incident in result.incidents:
                 result.actions[incident.id] = response.respond(incident_json(incident))
                 store.mark_handled(incident.id, incident.version)
+        if after is not None:
+            after(store, result)
         return result
     finally:
         store.close()

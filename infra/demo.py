@@ -7,7 +7,8 @@
 4. a SOC approver clicks Approve on the Slack alert: the click, signed as Slack signs it, is judged (a forged and
    an outsider's click are refused) and applies the endpoint quarantine through the same claim as `cordon approve`;
    the alert's buttons are replaced by who approved; then the audit trail;
-5. stop the server.
+5. write the critical incident's HTML report (.cordon/demo-incident.html);
+6. stop the server.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from moto.server import ThreadedMotoServer
 from infra import ml_account, slack_approval
 
 REPO = Path(__file__).resolve().parent.parent
+REPORT = REPO / ".cordon" / "demo-incident.html"  # kept after the demo, beside the laptop's default state
 
 
 class _SlackInbox(BaseHTTPRequestHandler):
@@ -170,6 +172,10 @@ def main() -> None:
 
             _heading("The audit trail")
             _cordon("audit", "--state", state)
+
+            _heading("The critical incident as a page a SOC opens (no script, nothing fetched)")
+            REPORT.parent.mkdir(exist_ok=True)
+            _cordon("report", quarantine["incident_id"], "--state", state, "--config", str(config), "-o", str(REPORT))
     finally:
         server.stop()
         slack.shutdown()

@@ -169,6 +169,8 @@ RUNNER_STATE: Grants = {
     ),
     "StateTable": ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"),
     "CordonKey": _KMS,
+    # the incident report: written, and read through the presigned link the runner signs
+    "ReportBucket": ("s3:GetObject", "s3:PutObject"),
     # platform
     "RunnerDeadLetterQueue": ("sqs:SendMessage",),
     "RunnerLogGroup": _LOGS,

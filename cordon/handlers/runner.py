@@ -10,6 +10,7 @@ caps what any playbook may do; the kill switch is the SSM parameter; approvals w
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,9 @@ from cordon import constants
 from cordon.handlers import runtime
 
 if TYPE_CHECKING:
+    from cordon.audit.dynamodb import DynamoDBAuditLog
     from cordon.respond import IncidentResponse
+    from correlators.sigma.rules import RuleSet
     from correlators.signals import Incident
     from correlators.state.dynamodb import DynamoDBStore
 
@@ -34,21 +37,31 @@ def response() -> IncidentResponse:
     """Built once per container: playbooks, responders, the executor with its sessions and the audit table.
     Imported here, not at module import: the rules (pySigma), playbooks and responders load once per container,
     on the first invocation, and the import stays close to boto3's own (`make bench`, cold start)."""
-    from cordon.audit.dynamodb import DynamoDBAuditLog
     from cordon.execute import Executor, SessionFactory
     from cordon.playbooks.loader import load_playbooks
-    from cordon.replay import load_ruleset
     from cordon.respond import IncidentResponse, known_rules, playbook_paths
     from responders.catalog import builtin_responders
 
     config = runtime.site_config()
     responders = builtin_responders()
-    playbooks, _ = load_playbooks(playbook_paths(config), responders, known_rules(load_ruleset(config)))
-    tables = runtime.Tables.from_env()
-    audit = DynamoDBAuditLog(runtime.client("dynamodb"), tables.audit)
+    playbooks, _ = load_playbooks(playbook_paths(config), responders, known_rules(rules()))
     sessions = SessionFactory(runtime.endpoint_url(), config.execution.assume_role_name, base=runtime.session())
-    executor = Executor(config, audit, responders, sessions=sessions, max_mode=runtime.enforcement_ceiling())
+    executor = Executor(config, audit(), responders, sessions=sessions, max_mode=runtime.enforcement_ceiling())
     return IncidentResponse(config, playbooks, responders, executor)
+
+
+@cache
+def rules() -> RuleSet:
+    from cordon.replay import load_ruleset
+
+    return load_ruleset(runtime.site_config())
+
+
+@cache
+def audit() -> DynamoDBAuditLog:
+    from cordon.audit.dynamodb import DynamoDBAuditLog
+
+    return DynamoDBAuditLog(runtime.client("dynamodb"), runtime.Tables.from_env().audit)
 
 
 @cache
@@ -78,7 +91,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise LookupError(f"incident {incident_id} is not in the state table")
     from cordon.documents import incident_json
 
-    actions = response().respond(incident_json(incident))
+    document = incident_json(incident)
+    # Written before the playbooks so that their alerts link it, and again after with the actions' outcomes:
+    # the link names one object per incident, so it opens the latest page.
+    report = publish_report(incident.id)
+    if report is not None:
+        document["report"] = report
+    actions = response().respond(document)
+    if report is not None:
+        publish_report(incident.id)
     statuses: dict[str, int] = {}
     for action in actions:
         statuses[action["status"]] = statuses.get(action["status"], 0) + 1
@@ -102,8 +123,50 @@ def decide(decision: dict[str, Any]) -> dict[str, Any]:
     return {"decided": decided, "action_id": click.action_id, "outcome": outcome}
 
 
+@cache
+def report_s3() -> Any:
+    """S3 signing with SigV4, which a presigned GET of a KMS-encrypted object requires."""
+    from botocore.config import Config
+
+    config = runtime.CLIENT_CONFIG.merge(Config(signature_version="s3v4"))
+    return runtime.session().client("s3", endpoint_url=runtime.endpoint_url(), config=config)
+
+
+def publish_report(incident_id: str) -> dict[str, str] | None:
+    """The incident's page in the report bucket, and its presigned link; None when the stack has no report
+    bucket, or when writing failed: a missing page must never hold back containment (it is logged)."""
+    bucket = os.environ.get(constants.REPORT_BUCKET_ENV)
+    if not bucket:
+        return None
+    try:
+        from cordon.report import report_html, reversible_responders
+        from cordon.report.publish import DEFAULT_LINK_SECONDS, publish
+        from responders.catalog import builtin_responders
+
+        seconds = int(os.environ.get(constants.REPORT_LINK_SECONDS_ENV) or DEFAULT_LINK_SECONDS)
+        tables = runtime.Tables.from_env()
+        region = runtime.session().region_name or "REGION"
+        state_url = f"dynamodb://?audit={tables.audit}&state={tables.state}&region={region}"
+        page = report_html(
+            store(),
+            audit(),
+            incident_id,
+            rules(),
+            state_url=state_url,
+            reversible=reversible_responders(builtin_responders()),
+        )
+        return publish(report_s3(), bucket, incident_id, page, seconds)
+    except Exception:
+        logger.exception("incident report not written", extra={"incident_id": incident_id, "bucket": bucket})
+        metrics.add_metric(name="ReportFailures", unit=MetricUnit.Count, value=1)
+        return None
+
+
 def reset() -> None:
     """A new container (tests)."""
     response.cache_clear()
+    rules.cache_clear()
+    audit.cache_clear()
+    report_s3.cache_clear()
     store.cache_clear()
     runtime.reset()

@@ -136,6 +136,16 @@ def buttons(action_id: str, label: str) -> dict[str, Any]:
     }
 
 
+def report_blocks(incident: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A link to the incident's report page, when the runner wrote one; it says how long the link lives."""
+    link = s.report_link(incident)
+    if link is None:
+        return []
+    until = s.parse_time(link["expires_at"])
+    life = f" (link valid until {until:%Y-%m-%d %H:%M}Z)" if until else ""
+    return [_section(f"<{_esc(link['url'])}|Open the incident report>{life}: graph, timeline, raw events, actions")]
+
+
 def build_message(incident: Mapping[str, Any]) -> dict[str, Any]:
     """The webhook payload: `text` is the fallback notifications and screen readers show; blocks the rest."""
     severity = s.severity_of(incident)
@@ -158,6 +168,7 @@ def build_message(incident: Mapping[str, Any]) -> dict[str, Any]:
             _section("*Timeline*\n" + timeline_text(incident)),
             _section("*Actions*\n" + actions_text(incident)),
             *approval_blocks(incident),
+            *report_blocks(incident),
             {"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]},
         ],
     }

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from responders.base import ResponderError
+
 SEVERITIES = ("informational", "low", "medium", "high", "critical")
 DEFAULT_SEVERITY = "medium"  # an unknown severity is shown as medium: loud enough to be read, not paged on
 
@@ -110,6 +112,21 @@ def actions_of(incident: Mapping[str, Any]) -> list[dict[str, str]]:
     return [{key: str(action.get(key) or "") for key in keys} for action in incident.get("actions") or []]
 
 
+def report_link(incident: Mapping[str, Any]) -> dict[str, str] | None:
+    """The incident report's presigned link the runner put in `incident["report"]` ({"url", "expires_at"}), if it
+    is one a reader may be sent to (https, or http to this machine in tests); None otherwise."""
+    from responders.notify.webhook import check_url
+
+    report = incident.get("report")
+    if not isinstance(report, Mapping) or not isinstance(report.get("url"), str):
+        return None
+    try:
+        url = check_url(report["url"], "the incident report")
+    except ResponderError:
+        return None
+    return {"url": url, "expires_at": str(report.get("expires_at") or "")}
+
+
 def subject(incident: Mapping[str, Any], prefix: str = "Cordon", limit: int = 100) -> str:
     """`[Cordon HIGH] <title>`, printable ASCII on one line, at most `limit` characters (SNS allows 100)."""
     head = f"[{ascii_line(prefix)} {severity_label(incident)}] "
@@ -133,4 +150,5 @@ def summary(incident: Mapping[str, Any], *, max_entities: int = 50, max_events: 
         "timeline": shown,
         "events_total": len(shown) + omitted,
         "actions": actions_of(incident),
+        "report": report_link(incident),
     }

@@ -3,24 +3,31 @@ and what reaches Cordon's bus. (tests/e2e/test_deployed_path.py runs the whole d
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
+import requests
 from moto import mock_aws
 
 from cordon import constants
 from cordon.handlers import correlator, runner
+from cordon.respond import IncidentResponse
 from correlators.ingest import RawRecord, read_inputs
+from responders.notify.slack import build_message
+from responders.notify.sns import SnsParams, build_publish
 from tests.e2e.deployed_stack import FakeLambdaContext
 from tests.unit.test_state_contract import state_table_properties
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 BUS = "cordon-bus"
+TOPIC = "arn:aws:sns:us-east-1:111122223333:cordon-alerts"
 
 
 @pytest.fixture
@@ -132,3 +139,57 @@ def test_the_runner_refuses_an_incident_the_store_does_not_hold(stack: dict[str,
     event = {"detail-type": constants.INCIDENT_DETAIL_TYPE, "detail": {"incident_id": "inc-0000000000000000"}}
     with pytest.raises(LookupError, match="inc-0000000000000000 is not in the state table"):
         runner.handler(event, FakeLambdaContext("runner"))
+
+
+def _incident_from_the_bus(stack: dict[str, Any]) -> dict[str, Any]:
+    assert correlator.handler(_batch(_scenario_bodies()), FakeLambdaContext("correlator")) == {"batchItemFailures": []}
+    critical = [e for e in _incident_events(stack) if e["detail"]["severity"] == "critical"]
+    return critical[0]
+
+
+def test_the_runner_writes_the_incident_report_and_its_alerts_carry_a_short_lived_link(
+    stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a stack with a report bucket, and the demo's critical incident announced on the bus
+    monkeypatch.setenv(constants.REPORT_BUCKET_ENV, "cordon-reports")
+    monkeypatch.setenv(constants.REPORT_LINK_SECONDS_ENV, "900")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="cordon-reports")
+    event = _incident_from_the_bus(stack)
+    handed: list[dict[str, Any]] = []
+    respond = IncidentResponse.respond
+
+    def recording(self: IncidentResponse, incident: dict[str, Any]) -> list[dict[str, Any]]:
+        handed.append(incident)
+        return respond(self, incident)
+
+    monkeypatch.setattr(IncidentResponse, "respond", recording)
+    # WHEN the runner handles it
+    result = runner.handler(event, FakeLambdaContext("runner"))
+    # THEN the page is in the bucket, written again once the actions were settled
+    key = f"reports/{result['incident_id']}.html"
+    stored = s3.get_object(Bucket="cordon-reports", Key=key)
+    page = stored["Body"].read().decode()
+    assert stored["ContentType"] == "text/html; charset=utf-8"
+    assert "Credentials named in a GuardDuty finding" in page
+    assert result["actions"] and all(action["id"] in page for action in result["actions"])
+    assert f"--state 'dynamodb://?audit=audit&state=state&region={REGION}'" in html.unescape(page)
+    # AND the playbooks (so their alerts) got the presigned link, of the configured life
+    [incident] = handed
+    link = incident["report"]["url"]
+    query = parse_qs(urlsplit(link).query)
+    assert urlsplit(link).path.endswith(key) and query["X-Amz-Expires"] == ["900"]
+    assert "Open the incident report" in json.dumps(build_message(incident))
+    sns_message = json.loads(build_publish(incident, SnsParams(topic_arn=TOPIC))["Message"])
+    assert sns_message["report"]["url"] == link
+    # AND the link opens the page
+    opened = requests.get(link, timeout=10)
+    assert opened.status_code == 200 and opened.text == page
+
+
+def test_a_report_that_cannot_be_written_holds_back_no_containment(
+    stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(constants.REPORT_BUCKET_ENV, "no-such-bucket")
+    result = runner.handler(_incident_from_the_bus(stack), FakeLambdaContext("runner"))
+    assert result["actions"]  # planned as ever; the failure is logged and counted (ReportFailures)

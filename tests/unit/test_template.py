@@ -26,7 +26,10 @@ from .template_support import MEMBER_TEMPLATE, REPO, TEMPLATE, load, resources_o
 SAM = transformed()
 SYNCHRONOUS = {"SlackActionsFunction"}  # answers Slack over its function URL: a failure is answered, not queued
 TEST_ONLY_ENV = {constants.ENDPOINT_URL_ENV, constants.SLACK_API_URL_ENV}  # tests and the demo only
-FUNCTION_ONLY_ENV = {"SlackActionsFunction": {constants.SLACK_APP_SECRET_ENV, constants.RUNNER_FUNCTION_ENV}}
+FUNCTION_ONLY_ENV = {
+    "SlackActionsFunction": {constants.SLACK_APP_SECRET_ENV, constants.RUNNER_FUNCTION_ENV},
+    "RunnerFunction": {constants.REPORT_BUCKET_ENV, constants.REPORT_LINK_SECONDS_ENV},  # it alone writes reports
+}
 FUNCTIONS = resources_of(SAM, "AWS::Lambda::Function")
 
 
