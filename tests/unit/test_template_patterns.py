@@ -52,10 +52,14 @@ TEMPLATE = load()
 SAMPLE_EVENTS = list(sample_events())
 
 
+# Rules that feed the runner, not the event queue: incidents, and the end of SSM runbooks Cordon started.
+NOT_INTAKE = frozenset({"IncidentRule", "AutomationStatusRule"})
+
+
 def intake(template: dict[str, Any], floor: float | None = None, *, bus: str = "default") -> list[Rule]:
     """The rules feeding the event queue: on the default bus, or on Cordon's bus (the forwarded copies)."""
     parameters = {} if floor is None else {"GuardDutyMinSeverity": floor}
-    found = [r for r in rules(template, parameters) if r.name != "IncidentRule"]
+    found = [r for r in rules(template, parameters) if r.name not in NOT_INTAKE]
     return [r for r in found if (r.bus is None) == (bus == "default")]
 
 
