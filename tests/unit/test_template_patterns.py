@@ -291,3 +291,18 @@ def test_ai_protection_findings_pass_whatever_the_floor(sample_set: list[Any], f
     member = [r for r in rules(load(MEMBER_TEMPLATE), {"GuardDutyMinSeverity": 10}) if r.name == "GuardDutyRule"]
     event["detail"]["type"] = finding_type
     assert [matches(r.pattern, event) for r in member] == [True]
+
+
+def test_the_end_of_an_ssm_runbook_goes_to_the_runner_and_nothing_else() -> None:
+    [rule] = [r for r in rules(TEMPLATE) if r.name == "AutomationStatusRule"]
+    assert rule.bus is None  # SSM puts its events on the default bus of the account that ran the runbook
+    [target] = TEMPLATE["Resources"]["AutomationStatusRule"]["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["RunnerFunction", "Arn"]}
+    ended = envelope(
+        "EC2 Automation Execution Status-change Notification", "aws.ssm", {"ExecutionId": "e", "Status": "Failed"}
+    )
+    running = envelope(
+        "EC2 Automation Execution Status-change Notification", "aws.ssm", {"ExecutionId": "e", "Status": "InProgress"}
+    )
+    assert matches(rule.pattern, ended) and not matches(rule.pattern, running)
+    assert not routed(ended, intake(TEMPLATE)) and not routed(ended, intake(TEMPLATE, bus="cordon"))
