@@ -15,6 +15,7 @@ ENFORCEMENT_MODE_ENV = "CORDON_ENFORCEMENT_MODE"  # dry_run | approval | enforce
 SLACK_SECRET_ENV = "CORDON_SLACK_SECRET_ARN"  # noqa: S105 - the name of a variable holding an ARN, not a secret
 SNS_TOPIC_ENV = "CORDON_SNS_TOPIC_ARN"  # alerts topic
 MEMBER_ROLE_ENV = "CORDON_MEMBER_ROLE_NAME"  # responder role in member accounts
+AUTOMATION_ROLE_ENV = "CORDON_AUTOMATION_ROLE_ARN"  # the role SSM Automation runbooks run under (may be empty)
 # The Slack app's secret: its signing secret, or JSON {"signing_secret": ..., "bot_token": ...} (the token lists the
 # members of approver user groups).
 SLACK_APP_SECRET_ENV = "CORDON_SLACK_APP_SECRET_ARN"  # noqa: S105 - the name of a variable holding an ARN

@@ -41,7 +41,7 @@ from typing import Any
 import boto3
 from pydantic import ValidationError
 
-from cordon.audit import DEFAULT_LEASE, AuditLog, AuditRecord, ClaimLostError, Status, action_id
+from cordon.audit import CHANGED, DEFAULT_LEASE, AuditLog, AuditRecord, ClaimLostError, Status, action_id
 from cordon.playbooks.guards import PROTECTED_TAG, kill_switch_reason, principals_in, protected_reason
 from cordon.playbooks.model import Mode, OnError
 from cordon.playbooks.plan import PlannedAction
@@ -69,6 +69,10 @@ _MODE_RANK = {Mode.DRY_RUN: 0, Mode.APPROVAL: 1, Mode.ENFORCE: 2}
 
 class ActionRefusedError(CordonError):
     """`cordon approve` or `cordon rollback` asked for something the action's record does not allow."""
+
+
+class ActionBusyError(ActionRefusedError):
+    """The action is claimed by a runner still at work on it: ask again later (a completion event is retried)."""
 
 
 def role_arn(partition: str, account: str, role_name: str) -> str:
@@ -331,7 +335,8 @@ class Executor:
             log.warning("action %s (%s) failed: %s", attempt.record.id, attempt.record.responder, reason)
             before = attempt.record.before or attempt.current or {}
             transient = isinstance(error, ResponderError) and not error.permanent
-            return self._finish(attempt, Decision(Status.FAILED, reason, transient), before=before)
+            after = error.state if isinstance(error, ResponderError) else None  # a runbook's failed execution
+            return self._finish(attempt, Decision(Status.FAILED, reason, transient), before=before, after=after)
 
     def _apply(self, attempt: _Attempt) -> AuditRecord:
         assert attempt.responder is not None and attempt.params is not None and attempt.ctx is not None
@@ -352,6 +357,9 @@ class Executor:
                 raise
             reason = f"applied (verified by reading it back after: {failure_reason(error)})"
             return self._finish(attempt, Decision(Status.APPLIED, reason), before=before, after=verified)
+        if attempt.responder.running(after):
+            reason = "started and still running when the wait ended: its completion event settles this record"
+            return self._finish(attempt, Decision(Status.RUNNING, reason), before=before, after=after)
         return self._finish(attempt, Decision(Status.APPLIED), before=before, after=after)
 
     def _verify_after_failure(self, attempt: _Attempt, error: Exception) -> dict[str, Any] | None:
@@ -400,7 +408,7 @@ class Executor:
             attempt.params = attempt.responder.Params.model_validate(attempt.record.params)
         except ValidationError as error:
             return Decision(Status.FAILED, f"invalid parameters: {_first_error(error)}")
-        attempt.ctx = self._context(attempt.target, attempt.incident)
+        attempt.ctx = self._context(attempt.target, attempt.incident, attempt.record.id)
         return None
 
     def _not_protected_in_aws(self, attempt: _Attempt) -> Decision | None:
@@ -535,36 +543,56 @@ class Executor:
 
     def rollback(self, action_id: str) -> AuditRecord:
         """Undo an applied action with its responder, from the before and after state the audit kept."""
-        record = self._require(action_id, Status.APPLIED, "roll back")
+        record = self._require(action_id, Status.APPLIED, "roll back", also=Status.RUNNING)
         responder = self._responders[record.responder]()
         if not responder.reversible:
             raise ResponderError(f"{record.responder} cannot be rolled back (action {action_id})")
-        claim = self._audit.claim(
-            record.key, record, self._lease, now=self._clock(), takes_over=frozenset({Status.APPLIED})
-        )
+        claim = self._audit.claim(record.key, record, self._lease, now=self._clock(), takes_over=CHANGED)
         if claim.token is None:
             raise ActionRefusedError(_refusal(claim.record, Status.APPLIED, "roll back"))
         claimed, token = claim.record, claim.token
         target = Target(**claimed.target)
         try:
             params = responder.Params.model_validate(claimed.params)
-            ctx = self._context(target, {"id": claimed.incident_id, "actions": []})
+            ctx = self._context(target, {"id": claimed.incident_id, "actions": []}, claimed.id)
             restored = responder.rollback(ctx, target, params, claimed.before, claimed.after)
         except ClaimLostError:
             raise
-        except Exception as error:  # any failure: the record says so, and stays applied
+        except Exception as error:  # any failure: the record says so, and stays as it was (applied or running)
             reason = f"rollback failed: {failure_reason(error)}"
-            self._write(claimed, token, Status.APPLIED, reason)
+            self._write(claimed, token, record.status, reason)
             raise ResponderError(reason) from None
         after = {"applied": claimed.after, "after_rollback": restored}
         return self._write(claimed, token, Status.ROLLED_BACK, "rolled back by cordon rollback", after=after)
 
-    # --- helpers --------------------------------------------------------------------------------------------------
-    def _require(self, action_id: str, status: Status, verb: str) -> AuditRecord:
+    def settle(
+        self, action_id: str, expected: Status, outcome: Callable[[AuditRecord], tuple[Decision, dict[str, Any]]]
+    ) -> AuditRecord | None:
+        """Write the end of a change that outlived the runner's wait (an SSM runbook's status-change event): the
+        record, if it is still `expected` (running; rolled back while the paired runbook ran), gets the status,
+        reason and state after that `outcome` decides from it. None: it is settled otherwise already (the runner
+        saw the end itself), and nothing is written. Claimed like every change, so two deliveries write once."""
         record = self._audit.get(action_id)
         if record is None:
             raise ActionRefusedError(f"no action {action_id!r} in the audit log")
-        if record.status is not status:
+        if record.status is Status.IN_PROGRESS:
+            raise ActionBusyError(_refusal(record, expected, "settle"))
+        if record.status is not expected:
+            return None
+        claim = self._audit.claim(record.key, record, self._lease, now=self._clock(), takes_over=frozenset({expected}))
+        if claim.token is None:
+            if claim.record.status is Status.IN_PROGRESS:
+                raise ActionBusyError(_refusal(claim.record, expected, "settle"))
+            return None
+        decision, after = outcome(claim.record)
+        return self._write(claim.record, claim.token, decision.status, decision.reason, after=after)
+
+    # --- helpers --------------------------------------------------------------------------------------------------
+    def _require(self, action_id: str, status: Status, verb: str, also: Status | None = None) -> AuditRecord:
+        record = self._audit.get(action_id)
+        if record is None:
+            raise ActionRefusedError(f"no action {action_id!r} in the audit log")
+        if record.status not in {status, also}:
             raise ActionRefusedError(_refusal(record, status, verb))
         if self._sessions is None:
             raise ActionRefusedError("no AWS session: pass --execute / an endpoint")
@@ -576,7 +604,7 @@ class Executor:
             attempt.current = attempt.responder.read_state(attempt.ctx, attempt.target, attempt.params)
         return attempt.current
 
-    def _context(self, target: Target, incident: dict[str, Any]) -> ActionContext:
+    def _context(self, target: Target, incident: dict[str, Any], action: str | None = None) -> ActionContext:
         assert self._sessions is not None
         region = target.region or self._config.execution.default_region
         session = self._sessions.session(target.account, region)
@@ -586,6 +614,8 @@ class Executor:
             endpoint_url=self._sessions.endpoint_url,
             now=self._clock(),
             settings=dict(self._config.site),
+            execution=self._config.execution,
+            action_id=action,
         )
 
     def _kill_switch(self) -> str | None:
@@ -633,7 +663,8 @@ class Executor:
                 "before": before if before is not None else record.before,
                 "after": after if after is not None else record.after,
                 "updated_at": now,
-                "applied_at": now if status is Status.APPLIED else record.applied_at,
+                # A change counts from when it was made: kept when a running change is settled later.
+                "applied_at": (record.applied_at or now) if status in CHANGED else record.applied_at,
                 "lease_until": None,
                 "claim_token": None,
             }

@@ -6,13 +6,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cordon.playbooks.loader import is_fixture, load_playbooks
+from cordon.playbooks.model import Playbook
 from cordon.replay import rule_paths
 from cordon.respond import known_rules, playbook_paths
-from correlators.config import check_config
-from correlators.errors import InputError
+from correlators.config import Config, check_config
+from correlators.errors import InputError, PlaybookError
 from correlators.sigma import correlation
 from correlators.sigma.loader import load_rules
 from responders.catalog import builtin_responders
+
+AUTOMATION_RESPONDER = "ssm.start-automation"
 
 
 def validate(config_path: Path | None, extra: Sequence[Path] = ()) -> list[InputError]:
@@ -24,7 +27,7 @@ def validate(config_path: Path | None, extra: Sequence[Path] = ()) -> list[Input
     ruleset = load_rules(rule_paths(config, extra_rules), collect_errors=True)
     errors: list[InputError] = list(ruleset.errors)
     errors.extend(correlation.nested(ruleset.correlations))  # what building the pipeline refuses (Correlator)
-    _, playbook_errors = load_playbooks(
+    playbooks, playbook_errors = load_playbooks(
         playbook_paths(config) + extra_playbooks,
         builtin_responders(),
         known_rules(ruleset),
@@ -32,7 +35,24 @@ def validate(config_path: Path | None, extra: Sequence[Path] = ()) -> list[Input
         site=config.site,
     )
     errors.extend(playbook_errors)
+    errors.extend(_automation_role_errors(playbooks, config))
     return errors
+
+
+def _automation_role_errors(playbooks: Sequence[Playbook], config: Config) -> list[PlaybookError]:
+    """A playbook that runs SSM runbooks needs the role they run under: without it every such step fails."""
+    if config.execution.automation_role_arn is not None:
+        return []
+    return [
+        PlaybookError(
+            f"step {step.name!r} runs an SSM runbook ({AUTOMATION_RESPONDER}) but execution.automation_role_arn is"
+            " not set in the config (in the deployed stack: the AutomationRoleArn parameter)",
+            playbook.source,
+        )
+        for playbook in playbooks
+        for step in playbook.steps
+        if step.responder == AUTOMATION_RESPONDER
+    ]
 
 
 def split_rules_and_playbooks(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:

@@ -96,10 +96,42 @@ class CorrelationConfig(_Strict):
         return Timespan(value, maximum=bound)
 
 
+# An IAM role ARN in any partition; a path is allowed (`role/service-role/name`).
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
+# SSM Automation waits: long enough for a containment runbook, well inside the runner's 5-minute timeout, which
+# also covers the incident's other actions. What runs longer is recorded running and completed by its event.
+MAX_AUTOMATION_WAIT_SECONDS = 4 * 60
+
+
 class ExecutionConfig(_Strict):
     # Role assumed in the incident's account when it is not the caller's (cross-account containment).
     assume_role_name: str = "CordonResponderRole"
     default_region: str = "us-east-1"
+    # The role SSM Automation runbooks run under (ssm.start-automation passes it as the runbook's
+    # AutomationAssumeRole; the runner may pass no other). Unset: playbooks cannot run runbooks.
+    automation_role_arn: str | None = None
+    # How long ssm.start-automation waits for a runbook to end before recording it running.
+    automation_wait: Timespan = Timespan("1m")
+
+    @field_validator("automation_role_arn")
+    @classmethod
+    def _role_arn(cls, arn: str | None) -> str | None:
+        if arn is not None and not _ROLE_ARN.fullmatch(arn):
+            raise ValueError(f"{arn!r} is not an IAM role ARN (expected 'arn:aws:iam::<account>:role/<name>')")
+        return arn
+
+    @field_validator("automation_wait", mode="before")
+    @classmethod
+    def _wait_bounded(cls, value: Any) -> Any:
+        if isinstance(value, Timespan):
+            check_seconds(value.seconds, value.spec, MAX_AUTOMATION_WAIT_SECONDS)
+            return value
+        return Timespan(value, maximum=MAX_AUTOMATION_WAIT_SECONDS)
+
+    @property
+    def automation_account(self) -> str | None:
+        """The account of the automation role: runbooks run there and nowhere else."""
+        return self.automation_role_arn.split(":")[4] if self.automation_role_arn else None
 
 
 class ApprovalConfig(_Strict):

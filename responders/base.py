@@ -22,6 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from correlators.config import ExecutionConfig
 from correlators.errors import CordonError
 
 State = dict[str, Any]
@@ -56,6 +57,8 @@ class ActionContext:
     endpoint_url: str | None = None  # e.g. a moto server; None for real AWS
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     settings: dict[str, Any] = field(default_factory=dict)  # site config values some responders need
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)  # the config's `execution:` settings
+    action_id: str | None = None  # the audit record's id: what a long-running change is traced back by
     _clients: dict[tuple[str, str | None], Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str, region: str | None = None) -> Any:
@@ -75,10 +78,13 @@ class ActionContext:
 class ResponderError(CordonError):
     """An action failed. `permanent` errors (AccessDenied, NotFound, a refused target) are not retried."""
 
-    def __init__(self, message: str, *, permanent: bool = True, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = True, code: str | None = None, state: State | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.state = state  # what the responder read when it failed (a runbook's execution): the audit keeps it
 
 
 class VerificationError(ResponderError):
@@ -104,6 +110,17 @@ class Responder(ABC):
         """Whether `state` (read after `apply` failed) shows the change made: a 500 or a lost reply after AWS
         applied it. The runner then records the action applied, which is true. Default: cannot tell (False)."""
         return False
+
+    def running(self, after: State) -> bool:
+        """Whether the change `apply` started is still under way (a runbook that outlived the wait): the runner then
+        records the action running, and the change's own completion event finishes the record. Default: no."""
+        return False
+
+    @classmethod
+    def lint(cls, params: dict[str, Any], bind: dict[str, str]) -> list[tuple[tuple[str, ...], str]]:
+        """Problems `cordon validate` can see in a step's literal and bound parameters before any incident, as
+        (location under the step, message). Default: none beyond the schema."""
+        return []
 
     def rollback(
         self, ctx: ActionContext, target: Target, params: ResponderParams, before: State, after: State

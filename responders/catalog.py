@@ -13,6 +13,7 @@ import responders.s3_versions
 import responders.sagemaker
 import responders.sagemaker.lifecycle
 import responders.sagemaker.pipeline
+import responders.ssm
 import responders.wafv2  # noqa: F401 - each import registers that module's responders
 from responders.base import Responder, registry
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from cordon.audit.base import DEFAULT_LEASE, AuditLog
 from cordon.audit.memory import MemoryAuditLog
 from cordon.audit.model import (
+    CHANGED,
     RETRYABLE,
     SETTLED,
     AuditRecord,
@@ -23,6 +24,7 @@ from cordon.audit.model import (
 from cordon.audit.sqlite import SqliteAuditLog
 
 __all__ = [
+    "CHANGED",
     "DEFAULT_LEASE",
     "RETRYABLE",
     "SETTLED",

@@ -37,6 +37,7 @@ from botocore.exceptions import ClientError
 
 from cordon.audit.base import DEFAULT_LEASE, AuditLog, utcnow
 from cordon.audit.model import (
+    CHANGED,
     RETRYABLE,
     AuditRecord,
     ClaimLostError,
@@ -157,7 +158,7 @@ class DynamoDBAuditLog(AuditLog):
         if not may_write(current, token):
             raise ClaimLostError(f"the claim on action {record.id} was taken over: its new owner's record stands")
         put = conditional_put(self._table, record, version)
-        if record.status is Status.APPLIED and record.counts_as_change:
+        if record.status in CHANGED and record.counts_as_change:
             written = self._transact([put, *change_items(self._table, record)])
         else:
             written = self._put(put)

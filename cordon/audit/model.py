@@ -27,17 +27,22 @@ class Status(StrEnum):
     PENDING_APPROVAL = "pending_approval"
     ROLLED_BACK = "rolled_back"
     REFUSED = "refused"  # a person refused an action that waited for approval
+    # Started and not ended when the runner had to move on (an SSM Automation runbook outliving its wait): the
+    # change's completion event settles it as applied or failed (`Executor.complete`).
+    RUNNING = "running"
 
 
 # Settled: the key is never attempted again by a runner. Replaying an incident applies nothing twice, an action
 # waiting for a person is not re-planned, and a change a person undid or refused is not redone.
-SETTLED = frozenset({Status.APPLIED, Status.PENDING_APPROVAL, Status.ROLLED_BACK, Status.REFUSED})
+SETTLED = frozenset({Status.APPLIED, Status.PENDING_APPROVAL, Status.ROLLED_BACK, Status.REFUSED, Status.RUNNING})
+# A change was made (and counts against the budgets): applied, or started and still running.
+CHANGED = frozenset({Status.APPLIED, Status.RUNNING})
 # Retried by the next run: nothing was changed (planned: a dry run or plan-only run; denied: a guard may have been
 # lifted; skipped: kill switch or budget), or the change failed and may succeed now.
 RETRYABLE = frozenset({Status.PLANNED, Status.DENIED, Status.SKIPPED, Status.FAILED})
 # A takeover keeps the `before` of these: an attempt that may have touched AWS read the state before it, and that
 # first state is what rollback restores (a retry would read the half-changed state instead).
-_KEEPS_BEFORE = frozenset({Status.IN_PROGRESS, Status.FAILED, Status.APPLIED})
+_KEEPS_BEFORE = frozenset({Status.IN_PROGRESS, Status.FAILED, Status.APPLIED, Status.RUNNING})
 
 
 class ClaimLostError(CordonError):

@@ -61,6 +61,7 @@ CORRELATOR: Grants = {
 # --- the playbook runner: `Cordon Incident` > plan > claim > responders > audit > notify ----------------------------
 _ACCOUNT_IAM_USERS = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"
 _ACCOUNT_IAM_ROLES = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"
+_ACCOUNT_AUTOMATION_EXECUTIONS = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:automation-execution/*"
 
 RESPONDERS: Grants = {
     # Describe*, LookupEvents and GetCallerIdentity have no resource-level permissions.
@@ -157,6 +158,20 @@ RESPONDERS: Grants = {
     "KillSwitchParameter": ("ssm:GetParameter",),
     "ConfigParameter": ("ssm:GetParameter",),
     "MemberAccountRoleName": ("sts:AssumeRole",),
+    # ssm.start-automation: runbooks of AWS (no account in their ARNs) or of this account, their executions here,
+    # and the one role runbooks run under (only when the stack names it, only to SSM)
+    "arn:${AWS::Partition}:ssm:*::automation-definition/*": ("ssm:StartAutomationExecution",),
+    "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:automation-definition/*": ("ssm:StartAutomationExecution",),
+    "arn:${AWS::Partition}:ssm:*::document/*": ("ssm:StartAutomationExecution",),
+    "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:document/*": ("ssm:StartAutomationExecution",),
+    _ACCOUNT_AUTOMATION_EXECUTIONS: (
+        "ssm:AddTagsToResource",
+        "ssm:GetAutomationExecution",
+        "ssm:ListTagsForResource",
+        "ssm:StartAutomationExecution",
+        "ssm:StopAutomationExecution",
+    ),
+    "AutomationRoleArn": ("iam:PassRole",),
 }
 
 RUNNER_STATE: Grants = {
@@ -213,5 +228,7 @@ FUNCTIONS: Mapping[str, Grants] = {
 MEMBER_ROLE_EXCLUDED = frozenset(
     {"AlertTopic", "SlackWebhookSecret or SlackWebhookSecretArn", "KillSwitchParameter", "ConfigParameter"}
     | {"MemberAccountRoleName"}
+    # Runbooks run only in the automation role's account (Cordon's): a role cannot be passed across accounts.
+    | {key for key in RESPONDERS if ":ssm:" in key or key == "AutomationRoleArn"}
 )
 MEMBER_ROLE: Grants = {key: actions for key, actions in RESPONDERS.items() if key not in MEMBER_ROLE_EXCLUDED}

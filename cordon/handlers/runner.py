@@ -6,6 +6,9 @@ an old or repeated event plans the incident as it is. Every action is claimed in
 call, so two runners (EventBridge delivers at least once, and retries) act once. The stack's `EnforcementMode`
 caps what any playbook may do; the kill switch is the SSM parameter; approvals wait in the audit table until
 `cordon approve --state dynamodb://...`.
+
+It also takes the status-change events of SSM Automation executions (`cordon.automation`): a runbook that outlived
+`ssm.start-automation`'s wait is recorded running, and its end settles that record here.
 """
 
 from __future__ import annotations
@@ -83,6 +86,10 @@ def current(incident_id: str) -> Incident | None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("source") == constants.SLACK_DECISION_SOURCE:
         return decide(event.get("decision") or {})
+    from cordon import automation
+
+    if automation.is_status_change(event):
+        return automation_ended(event)
     incident_id = str(event["detail"]["incident_id"])
     logger.set_correlation_id(incident_id)
     incident = current(incident_id)
@@ -160,6 +167,21 @@ def publish_report(incident_id: str) -> dict[str, str] | None:
         logger.exception("incident report not written", extra={"incident_id": incident_id, "bucket": bucket})
         metrics.add_metric(name="ReportFailures", unit=MetricUnit.Count, value=1)
         return None
+
+
+def automation_ended(event: dict[str, Any]) -> dict[str, Any]:
+    """An SSM Automation execution changed status: settle the audit record of the action that started it. A record
+    still claimed by the runner that started it raises (`ActionBusyError`), so Lambda delivers the event again."""
+    from cordon import automation
+
+    execution_id = str(event.get("detail", {}).get("ExecutionId", ""))
+    logger.set_correlation_id(execution_id)
+    record = automation.complete(response().executor, runtime.client("ssm"), event)
+    if record is None:
+        logger.info("automation status change: nothing to settle", extra={"execution_id": execution_id})
+        return {"execution_id": execution_id, "settled": False}
+    logger.info("automation settled", extra={"action_id": record.id, "status": record.status.value})
+    return {"execution_id": execution_id, "settled": True, "action_id": record.id, "status": record.status.value}
 
 
 def reset() -> None:

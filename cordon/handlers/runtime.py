@@ -53,7 +53,8 @@ def client(service: str) -> Any:
 @cache
 def site_config() -> Config:
     """cordon.yaml from the SSM parameter (an empty mapping when unset), plus what the stack itself provides:
-    the alert topic, the Slack secret, the kill-switch parameter and the member-account role name."""
+    the alert topic, the Slack secret, the kill-switch parameter, the member-account role name and the automation
+    role."""
     from correlators.config import Config, load_config
 
     name = os.environ.get(constants.CONFIG_PARAMETER_ENV)
@@ -68,6 +69,9 @@ def site_config() -> Config:
         config.guards.kill_switch_parameter = config.guards.kill_switch_parameter or parameter
     if role := os.environ.get(constants.MEMBER_ROLE_ENV):
         config.execution.assume_role_name = role
+    if automation_role := os.environ.get(constants.AUTOMATION_ROLE_ENV):
+        # The stack's parameter is the role its IAM lets the runner pass: it wins over the file's.
+        config.execution.automation_role_arn = automation_role
     return config
 
 

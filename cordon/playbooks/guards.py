@@ -28,12 +28,24 @@ def kill_switch_reason(guards: GuardsConfig) -> str | None:
 
 
 def principals_in(target_id: str, params: dict[str, Any]) -> list[str]:
-    """Principal ARNs an action would change: its target, and principals named in its parameters."""
+    """Principal ARNs an action would change: its target, and principals named anywhere in its parameters, nested
+    ones included (an SSM runbook's `parameters: {RoleArn: ...}` reaches the runbook as surely as a top-level one)."""
     found = [target_id] if _is_principal(target_id) else []
-    for value in params.values():
-        values: Iterable[Any] = value if isinstance(value, list) else [value]
-        found.extend(v for v in values if isinstance(v, str) and _is_principal(v))
+    found.extend(v for v in _strings(params) if _is_principal(v))
     return list(dict.fromkeys(found))
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string in a parameter value, through lists and mappings of any depth."""
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            yield current
+        elif isinstance(current, dict):
+            stack.extend(reversed(list(current.values())))
+        elif isinstance(current, list | tuple):
+            stack.extend(reversed(current))
 
 
 def protected_reason(principal: str, guards: GuardsConfig) -> str | None:

@@ -187,6 +187,11 @@ def _parameter_errors(
         both = set(params) & set(bind)
         for key in sorted(both):
             error((section, index, "bind", key), f"{name}: parameter {key!r} is both literal and bound")
+        for key, field in spec.Params.model_fields.items():
+            if field.is_required() and key not in params and key not in bind:
+                error((section, index), f"{name}: parameter {key!r} has no value and no binding")
+        for loc, message in spec.lint(dict(params), dict(bind)):
+            error((section, index, *loc), f"{name}: {message}")
     return errors
 
 

@@ -267,14 +267,25 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def role_statements(template: dict[str, Any], role_name: str) -> list[dict[str, Any]]:
-    """Every statement a role's inline policies and its template-defined managed policies hold."""
+    """Every statement a role's inline policies and its template-defined managed policies hold. A statement under
+    a condition (`Fn::If: [condition, statement, AWS::NoValue]`) counts as granted: the most the role may hold."""
     role = template["Resources"][role_name]["Properties"]
     statements = [s for policy in role.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
     for arn in role.get("ManagedPolicyArns", []):
         assert isinstance(arn, dict) and "Ref" in arn, f"{role_name}: a managed policy from outside: {arn}"
         document = template["Resources"][arn["Ref"]]["Properties"]["PolicyDocument"]
         statements.extend(document["Statement"])
-    return statements
+    return [conditional_statement(s) for s in statements]
+
+
+def conditional_statement(statement: dict[str, Any]) -> dict[str, Any]:
+    """The statement itself, or the one a `Fn::If` grants when its condition holds (the other branch must be
+    nothing: a statement is granted or not, never swapped for another)."""
+    if "Fn::If" not in statement:
+        return statement
+    _, granted, otherwise = statement["Fn::If"]
+    assert otherwise == {"Ref": "AWS::NoValue"}, f"a conditional statement's other branch grants something: {otherwise}"
+    return dict(granted)
 
 
 def grants(statements: list[dict[str, Any]]) -> dict[str, set[str]]:

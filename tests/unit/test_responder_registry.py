@@ -17,6 +17,8 @@ from correlators.model import EntityType
 from responders.base import Responder, ResponderParams
 from responders.catalog import builtin_responders
 
+from .template_support import conditional_statement
+
 REPO = Path(__file__).resolve().parents[2]
 RESPONDERS = builtin_responders()
 IAM_ACTION = re.compile(r"[a-z0-9-]+:[A-Z][A-Za-z0-9]+|apigateway:(GET|PATCH|POST|PUT|DELETE)")
@@ -31,7 +33,7 @@ def _template_actions() -> set[str]:
     _CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
     template = yaml.load((REPO / "template.yaml").read_text(), Loader=_CfnLoader)
     statements = template["Resources"]["ResponderPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    return {action for statement in statements for action in statement["Action"]}
+    return {action for statement in statements for action in conditional_statement(statement)["Action"]}
 
 
 def _example(cls: type[Responder]) -> dict[str, Any]:

@@ -53,10 +53,14 @@ TEMPLATE = load()
 SAMPLE_EVENTS = list(sample_events())
 
 
+# Rules that feed the runner, not the event queue: incidents, and the end of SSM runbooks Cordon started.
+NOT_INTAKE = frozenset({"IncidentRule", "AutomationStatusRule"})
+
+
 def intake(template: dict[str, Any], floor: float | None = None, *, bus: str = "default") -> list[Rule]:
     """The rules feeding the event queue: on the default bus, or on Cordon's bus (the forwarded copies)."""
     parameters = {} if floor is None else {"GuardDutyMinSeverity": floor}
-    found = [r for r in rules(template, parameters) if r.name != "IncidentRule"]
+    found = [r for r in rules(template, parameters) if r.name not in NOT_INTAKE]
     return [r for r in found if (r.bus is None) == (bus == "default")]
 
 
@@ -325,3 +329,18 @@ def test_config_verdicts_entering_or_leaving_non_compliant_are_taken(new: str, o
     assert [EventPattern.load(json.dumps(r.pattern)).matches_event(event) for r in intake(TEMPLATE)].count(True) == int(
         taken
     )  # moto agrees
+
+
+def test_the_end_of_an_ssm_runbook_goes_to_the_runner_and_nothing_else() -> None:
+    [rule] = [r for r in rules(TEMPLATE) if r.name == "AutomationStatusRule"]
+    assert rule.bus is None  # SSM puts its events on the default bus of the account that ran the runbook
+    [target] = TEMPLATE["Resources"]["AutomationStatusRule"]["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["RunnerFunction", "Arn"]}
+    ended = envelope(
+        "EC2 Automation Execution Status-change Notification", "aws.ssm", {"ExecutionId": "e", "Status": "Failed"}
+    )
+    running = envelope(
+        "EC2 Automation Execution Status-change Notification", "aws.ssm", {"ExecutionId": "e", "Status": "InProgress"}
+    )
+    assert matches(rule.pattern, ended) and not matches(rule.pattern, running)
+    assert not routed(ended, intake(TEMPLATE)) and not routed(ended, intake(TEMPLATE, bus="cordon"))
