@@ -172,14 +172,16 @@ def _attacks(hour: int, rng: random.Random) -> list[Timed]:
 
 
 def synthetic_hour(hour: int, seed: int = 8) -> list[Timed]:
-    rng = random.Random(seed * 1_000_003 + hour)
+    rng = random.Random(seed * 1_000_003 + hour)  # noqa: S311 - a seeded, reproducible workload, not a secret
     timed: list[Timed] = []
     for _ in range(_READS_PER_HOUR):
         record = _get_object(_reader(rng), _TRAINING_BUCKET, _training_key(rng.randrange(5000)))
         timed.append((rng.uniform(0, 3600), record))
     for _ in range(_DOWNLOADS_PER_HOUR):
         role = _assumed_role(f"InferenceServing-{rng.randrange(_SERVING_ROLES)}", "serving")
-        timed.append((rng.uniform(0, 3600), _get_object(role, _MODEL_BUCKET, f"models/fraud-v{rng.randrange(8)}/model.tar.gz")))
+        timed.append(
+            (rng.uniform(0, 3600), _get_object(role, _MODEL_BUCKET, f"models/fraud-v{rng.randrange(8)}/model.tar.gz"))
+        )
     for _ in range(_INFERENCE_PER_HOUR):
         role = _assumed_role(f"InferenceServing-{rng.randrange(_SERVING_ROLES)}", "serving")
         call = _call(role, "runtime.sagemaker.amazonaws.com", "InvokeEndpoint", {"endpointName": "fraud-scoring"})
