@@ -45,7 +45,11 @@ def moto_server() -> Iterator[str]:
         yield url
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # werkzeug still busy with a request: stop it for good
+            server.kill()
+            server.wait(timeout=10)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
