@@ -27,7 +27,7 @@ COLD_START_RATIO = 1.5
 @dataclass(frozen=True)
 class Sizes:
     hours_1x: int = streams.HOURS_1X
-    sqlite_hours: int = 2
+    sqlite_hours: int = 1
     dynamodb_events: int = 150  # moto answers in ~15 ms, slower as the table grows: 150 events take about a minute
     latency_hours: int = 2
     profile_hours: int = 1
@@ -141,6 +141,7 @@ def main(sizes: Sizes) -> int:
         "events_1x": one.events,
         "events_4x": many.events,
         "rss_before_first_event_mb": {"1x": round(one.loaded_mb, 1), "4x": round(many.loaded_mb, 1)},
+        "rss_at_end_mb": {"1x": round(one.end_mb, 1), "4x": round(many.end_mb, 1)},
         "sqlite_events": len(small),
         "dynamodb_events": dynamo.events,
         "dynamodb_calls_per_event": dict(sorted((k, round(v / dynamo.events, 2)) for k, v in dynamo.calls.items())),
@@ -222,7 +223,8 @@ def _generated(document: dict[str, object], targets: list[Target]) -> str:
             f" samples from {run['latency_incidents']} incidents.",
             f"- Throughput: {document['throughput']}; parse bound: {document['parse_bound']}.",
             f"- Linearity: {document['linearity']}; memory: {document['memory']} (peak RSS before the first event:"
-            f" {run['rss_before_first_event_mb']}); SQLite: {document['sqlite']}.",
+            f" {run['rss_before_first_event_mb']}, resident at the end: {run['rss_at_end_mb']});"
+            f" SQLite: {document['sqlite']}.",
             f"- Cold start (CPU s, median of {cold_start.RUNS}): {document['cold_start']}.",
             f"- SigmaHQ rules that flag an event of the stream: {run['rules_flagging_on_stream']} of 57;"
             f" differences adjudicated: {', '.join(run['adjudicated']) or 'none'};"

@@ -31,6 +31,7 @@ class SizeRun:
     cpu_s: float
     rss_mb: float
     loaded_mb: float  # peak RSS before the first event: what the state's growth adds to
+    end_mb: float  # resident at the end
 
     @property
     def eps(self) -> float:
@@ -49,7 +50,15 @@ def measure_file(path: Path) -> dict[str, float]:
     core_pipeline.flush()
     cpu = time.process_time() - began
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    return {"cpu_s": cpu, "events": events, "rss_mb": rss_mb, "loaded_mb": loaded_mb}
+    return {"cpu_s": cpu, "events": events, "rss_mb": rss_mb, "loaded_mb": loaded_mb, "end_mb": resident_mb()}
+
+
+def resident_mb() -> float:
+    """Resident memory now (VmRSS): the state the run keeps, where the peak may be the rules' loading."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def write_stream(hours: int, path: Path) -> None:
@@ -69,7 +78,9 @@ def run_size(hours: int, folder: Path) -> SizeRun:
     )
     measured = json.loads(child.stdout.strip().splitlines()[-1])
     path.unlink()
-    return SizeRun(hours, int(measured["events"]), measured["cpu_s"], measured["rss_mb"], measured["loaded_mb"])
+    return SizeRun(
+        hours, int(measured["events"]), measured["cpu_s"], measured["rss_mb"], measured["loaded_mb"], measured["end_mb"]
+    )
 
 
 def run_sizes(factor: int = 4, hours_1x: int = streams.HOURS_1X) -> tuple[SizeRun, SizeRun]:
