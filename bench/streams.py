@@ -187,10 +187,12 @@ def synthetic_hour(hour: int, seed: int = 8) -> list[Timed]:
         call = _call(role, "runtime.sagemaker.amazonaws.com", "InvokeEndpoint", {"endpointName": "fraud-scoring"})
         timed.append((rng.uniform(0, 3600), call))
     hoarder = _iam_user("hoarder")
-    per_hour = HOARDER_OBJECTS // HOURS_1X
-    for i in range(per_hour):
-        n = (hour * per_hour + i) % HOARDER_OBJECTS
-        timed.append((i * 3600 / per_hour, _get_object(hoarder, _TRAINING_BUCKET, f"datasets/obj-{n:06d}.parquet")))
+    # Hour h of every 1x span reads its share of the objects: all 10,000 once per 1x, evenly over the hour.
+    span_hour = hour % HOURS_1X
+    objects = range(span_hour * HOARDER_OBJECTS // HOURS_1X, (span_hour + 1) * HOARDER_OBJECTS // HOURS_1X)
+    for i, n in enumerate(objects):
+        at = i * 3600 / len(objects)
+        timed.append((at, _get_object(hoarder, _TRAINING_BUCKET, f"datasets/obj-{n:06d}.parquet")))
     return timed + _attacks(hour, rng)
 
 
