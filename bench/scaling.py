@@ -1,0 +1,94 @@
+"""Targets 3 and 4: per-event CPU and peak memory at 1x and 4x the stream length, each size in a fresh process.
+
+The stream (bench/streams.py) repeats its hours, so identities recur, and the hoarder reads 10,000 distinct
+training objects over the 1x stream (the same objects again beyond it): an incident that grows. The child reads
+the stream from a file, line by line as `cordon replay` does, so its peak RSS (ru_maxrss) is the core's state, not
+the benchmark's copy of the input.
+
+    python -m bench.scaling STREAM.jsonl     # a child: prints {"cpu_s", "events", "rss_mb"} as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import streams
+from bench.cordon_side import load_core, pipeline
+from correlators.ingest import read_file
+
+
+@dataclass(frozen=True)
+class SizeRun:
+    hours: int
+    events: int
+    cpu_s: float
+    rss_mb: float
+    loaded_mb: float  # peak RSS before the first event: what the state's growth adds to
+    end_mb: float  # resident at the end
+
+    @property
+    def eps(self) -> float:
+        return self.events / self.cpu_s
+
+
+def measure_file(path: Path) -> dict[str, float]:
+    core = load_core()
+    core_pipeline = pipeline(core)
+    loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter, libraries, rules
+    events = 0
+    began = time.process_time()
+    for item in read_file(path):
+        core_pipeline.take(item)
+        events += 1
+    core_pipeline.flush()
+    cpu = time.process_time() - began
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return {"cpu_s": cpu, "events": events, "rss_mb": rss_mb, "loaded_mb": loaded_mb, "end_mb": resident_mb()}
+
+
+def resident_mb() -> float:
+    """Resident memory now (VmRSS): the state the run keeps, where the peak may be the rules' loading."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def write_stream(hours: int, path: Path) -> None:
+    """The stream of `hours` hours, written hour by hour (the 4x stream is never held whole in memory)."""
+    real = streams.real_records()
+    with path.open("wb") as out:
+        for hour in range(hours):
+            for record in streams.hour_records(hour, real):
+                out.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+
+
+def run_size(hours: int, folder: Path) -> SizeRun:
+    path = folder / f"stream-{hours}h.jsonl"
+    write_stream(hours, path)
+    child = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "bench.scaling", str(path)], check=True, capture_output=True, text=True
+    )
+    measured = json.loads(child.stdout.strip().splitlines()[-1])
+    path.unlink()
+    return SizeRun(
+        hours, int(measured["events"]), measured["cpu_s"], measured["rss_mb"], measured["loaded_mb"], measured["end_mb"]
+    )
+
+
+def run_sizes(factor: int = 4, hours_1x: int = streams.HOURS_1X) -> tuple[SizeRun, SizeRun]:
+    with tempfile.TemporaryDirectory() as folder:
+        one = run_size(hours_1x, Path(folder))
+        many = run_size(hours_1x * factor, Path(folder))
+    return one, many
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure_file(Path(sys.argv[1]))))

@@ -1,0 +1,53 @@
+"""Targets 1, 2 and 5, side by side in one process on the same lines, in CPU time (time.process_time): Cordon's
+whole core against the eql engine, the raw `orjson.loads` rate of the lines, and Cordon on SQLite against Cordon
+in memory. The machine is shared: only ratios between runs of one process are compared with the targets."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from bench import cordon_side, eql_side
+from bench.cordon_side import CordonRun, Core
+from bench.eql_side import EqlRules, EqlRun
+
+
+@dataclass(frozen=True)
+class Throughput:
+    cordon: CordonRun
+    eql: EqlRun
+    orjson_eps: float
+
+
+@dataclass(frozen=True)
+class SqliteRate:
+    memory: CordonRun
+    sqlite: CordonRun
+
+
+def orjson_eps(lines: Sequence[bytes], rounds: int = 3) -> float:
+    """The best of a few rounds: the parse bound is a ceiling, and one round takes well under a second."""
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.process_time()
+        for line in lines:
+            orjson.loads(line)
+        best = min(best, time.process_time() - began)
+    return len(lines) / best
+
+
+def compare_engines(core: Core, rules: EqlRules, lines: Sequence[bytes]) -> Throughput:
+    eql_run = eql_side.run(rules, lines)
+    cordon_run = cordon_side.run(core, lines)
+    return Throughput(cordon_run, eql_run, orjson_eps(lines))
+
+
+def compare_stores(core: Core, lines: Sequence[bytes]) -> SqliteRate:
+    with tempfile.TemporaryDirectory() as folder:
+        sqlite_run = cordon_side.run(core, lines, f"sqlite:///{Path(folder) / 'state.db'}")
+    return SqliteRate(cordon_side.run(core, lines), sqlite_run)
