@@ -20,8 +20,8 @@ from typing import Any, cast
 from bench.cordon_side import Core, pipeline
 from bench.moto_server import moto_server
 from cordon.audit import MemoryAuditLog
+from cordon.documents import incident_json
 from cordon.playbooks.model import Mode
-from cordon.replay import incident_json
 from cordon.respond import build_responder
 from correlators.ingest import read_stream
 from responders.base import Responder
