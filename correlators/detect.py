@@ -17,9 +17,10 @@ from correlators.signals import Signal
 # Implicit rule names for signals that exist without a Sigma rule.
 GUARDDUTY_RULE = "guardduty-finding"
 SECURITYHUB_RULE = "securityhub-finding"
+SECURITYHUB_REQUEST_RULE = "securityhub-custom-action"  # findings an analyst sent with "Contain with Cordon"
 ALARM_RULE = "cloudwatch-alarm"
 CONFIG_RULE = "config-compliance"
-IMPLICIT_RULES = (GUARDDUTY_RULE, SECURITYHUB_RULE, ALARM_RULE, CONFIG_RULE)
+IMPLICIT_RULES = (GUARDDUTY_RULE, SECURITYHUB_RULE, SECURITYHUB_REQUEST_RULE, ALARM_RULE, CONFIG_RULE)
 NON_COMPLIANT = "NON_COMPLIANT"
 
 
@@ -48,6 +49,13 @@ class Detector:
 
 
 def _implicit_signals(event: NormalizedEvent) -> list[Signal]:
+    if event.finding is not None and event.finding.requested:
+        # An analyst asked for containment: at least high, whatever the finding's own severity or status, so it
+        # opens an incident or joins the one of its identities, and playbooks triggering on this rule run.
+        finding = event.finding
+        severity = finding.severity if finding.severity.rank >= Severity.HIGH.rank else Severity.HIGH
+        title = f"Sent to Cordon from Security Hub: {finding.title or finding.type}"
+        return [Signal(rule=SECURITYHUB_REQUEST_RULE, title=title, severity=severity, standalone=True, event=event)]
     if event.finding is not None:
         finding = event.finding
         if (finding.status or "").upper() in INACTIVE_FINDING_STATUSES:  # closed by a person or a passed control

@@ -112,6 +112,7 @@ class Finding(BaseModel):
     severity: Severity
     severity_score: float | None = None
     status: str | None = None  # ASFF Workflow.Status / RecordState, GuardDuty archived
+    requested: bool = False  # an analyst sent it to Cordon with the Security Hub custom action
 
 
 class Alarm(BaseModel):

@@ -54,6 +54,17 @@ def _findings(detail: dict[str, Any], origin: str, envelope: Envelope) -> list[N
     return events
 
 
+def _requested_findings(detail: dict[str, Any], origin: str, envelope: Envelope) -> list[NormalizedEvent]:
+    """Findings an analyst selected in Security Hub and sent with the custom action: a request for containment."""
+    events = _findings(detail, origin, envelope)
+    return [
+        event.model_copy(update={"finding": event.finding.model_copy(update={"requested": True})})
+        if event.finding is not None
+        else event
+        for event in events
+    ]
+
+
 _CLOUDTRAIL = _one(normalize_cloudtrail)
 
 SUPPORTED_DETAIL_TYPES: dict[str, _Parser] = {
@@ -64,7 +75,7 @@ SUPPORTED_DETAIL_TYPES: dict[str, _Parser] = {
     "GuardDuty Finding": _one(normalize_guardduty),
     "Security Hub Findings - Imported": _findings,
     "Security Hub Findings": _findings,  # the older name, still in collectors' test data
-    "Security Hub Findings - Custom Action": _findings,
+    "Security Hub Findings - Custom Action": _requested_findings,
     "CloudWatch Alarm State Change": _one(normalize_alarm),
     "Config Rules Compliance Change": _one(normalize_compliance_change),
 }

@@ -100,6 +100,7 @@ def test_s3_finding() -> None:
         "severity": Severity.HIGH,
         "severity_score": 8.0,
         "status": "ACTIVE",
+        "requested": False,
     }
     assert event.raw == S3_FINDING
 

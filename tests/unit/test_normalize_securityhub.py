@@ -101,6 +101,7 @@ def test_control_finding() -> None:
         "severity": Severity.CRITICAL,
         "severity_score": 90.0,
         "status": "FAILED",
+        "requested": False,
     }
     assert event.raw == CONTROL_FINDING
 
