@@ -18,7 +18,7 @@ import yaml
 from cordon.cli import main
 from cordon.coverage import load_scenarios
 from infra.ml_account import account_session
-from tests.functional.scenarios.test_stolen_instance_credentials import server
+from tests.e2e.test_replay_execute import server
 
 __all__ = ["server"]  # fixture, used by name
 

@@ -7,18 +7,16 @@ and the role denied ML data in the account, and the operator's key must wait for
 from __future__ import annotations
 
 import json
-import logging
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 from cordon.cli import main
 from infra.ml_account import account_session, rewrite
+from tests.e2e.test_replay_execute import server
+
+__all__ = ["server"]  # fixture, used by name
 
 REPO = Path(__file__).resolve().parents[3]
 SCENARIO = REPO / "examples" / "attacks" / "stolen-instance-credentials"
@@ -29,27 +27,6 @@ ML_BUCKET = "stratus-ml-training"
 # Ids the detonation log uses, which AWS (moto) generates itself when the account is built.
 LOGGED_KEY = "AKIAAM80VXLJF8NPK4VC"
 LOGGED_INSTANCE = "i-786a3A8B5C0d92eF4"
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("CORDON_KILL_SWITCH", raising=False)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        moto.stop()
 
 
 def _account(endpoint: str) -> tuple[Any, dict[str, str]]:

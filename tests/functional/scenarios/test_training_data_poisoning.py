@@ -21,8 +21,8 @@ import yaml
 from cordon.cli import main
 from cordon.coverage import load_scenarios
 from infra.ml_account import account_session, rewrite
+from tests.e2e.test_replay_execute import server
 from tests.functional.responders.test_s3_versions import _next_second
-from tests.functional.scenarios.test_stolen_instance_credentials import server
 
 __all__ = ["server"]  # fixture, used by name
 
