@@ -169,7 +169,12 @@ class IncidentGraph:
         # Without a trigger every signal is looked up; with one, the others already covered are counted already.
         candidates = [s for s in raised.signals if trigger is None or s.id == trigger.id or not _covered(survivor, s)]
         fresh = self._not_members([*candidates, *self._pull(survivor.covered, covered)])
-        now, later = fresh[:_SIGNALS_PER_COMMIT], fresh[_SIGNALS_PER_COMMIT:]
+        # A commit holds at most Commit.MAX_ITEMS items: the incident writes and one link item per linking key come
+        # first, members fill what is left, and the rest go in the next commits (a merge of two incidents with many
+        # identities left too little room for 80 members: "one change touches 104 items").
+        room = Commit.MAX_ITEMS - len(writes) - len(survivor.links)
+        per_commit = max(1, min(_SIGNALS_PER_COMMIT, room))
+        now, later = fresh[:per_commit], fresh[per_commit:]
         for signal in now:
             survivor.add_signal(signal)
         had = None
