@@ -109,36 +109,67 @@ def compile_rule(rule: SigmaRule, locate: Locate | None = None) -> Matcher:
         raise RuleError(f"rule '{rule.title}': {error.what}", where=locate(error.field, error.modifier)) from None
 
 
-def pinned_values(rule: SigmaRule) -> dict[str, frozenset[str]]:
-    """Fields the rule pins to exact texts: it can match only an event where each such field has a value whose
-    text (`_text`, lower-cased) is one of these. A necessary condition, not a sufficient one: the rule index
-    (`correlators/sigma/index.py`) uses it to skip rules that cannot match, and the matcher still decides.
+Pins = dict[str, frozenset[str]]
+# Alternatives an AND keeps apart; past this, a child contributes only what all of its alternatives pin.
+_MAX_ALTERNATIVES = 16
 
-    Only plain, case-insensitive strings pin a field. AND keeps every child's pins (a field named twice keeps
-    the smaller set, not the intersection: a field with several values can satisfy both); OR keeps the fields
-    every alternative pins, their texts united; NOT, keywords, wildcards, numbers and the rest pin nothing.
+
+def pinned_alternatives(rule: SigmaRule) -> tuple[Pins, ...]:
+    """What an event needs for the rule to match, as alternatives: the rule can match only an event that meets
+    one of them, and an event meets an alternative when each field it names has a text (`value_text`,
+    lower-cased) among the alternative's texts for that field. A necessary condition, not a sufficient one: the
+    rule index (`correlators/sigma/index.py`) uses it to skip rules that cannot match, and the matcher still
+    decides. An empty alternative pins nothing: the rule can match any event.
+
+    Only plain, case-insensitive strings pin a field. OR unites its children's alternatives (those pinning only
+    the same one field merge); AND joins one alternative of each child, and a field named twice keeps the
+    smaller set, not the intersection: a field with several values can satisfy both. NOT, keywords, wildcards,
+    numbers and the rest pin nothing.
     """
-    pins: list[dict[str, frozenset[str]]] = [_pins(condition.parsed) for condition in rule.detection.parsed_condition]
-    return _pins_of_any(pins)
+    conditions = [_alternatives(condition.parsed) for condition in rule.detection.parsed_condition]
+    return tuple(_alternatives_of_any(conditions))
 
 
-def _pins(node: Any) -> dict[str, frozenset[str]]:
-    if isinstance(node, ConditionAND):
-        pinned: dict[str, frozenset[str]] = {}
-        for child in (_pins(arg) for arg in node.args):
-            for field, texts in child.items():
-                if field not in pinned or len(texts) < len(pinned[field]):
-                    pinned[field] = texts
-        return pinned
+def _alternatives(node: Any) -> list[Pins]:
     if isinstance(node, ConditionOR):
-        return _pins_of_any([_pins(arg) for arg in node.args])
+        return _alternatives_of_any([_alternatives(arg) for arg in node.args])
+    if isinstance(node, ConditionAND):
+        joined: list[Pins] = [{}]
+        for arg in node.args:
+            child = _alternatives(arg)
+            if len(joined) * len(child) > _MAX_ALTERNATIVES:
+                child = [_pinned_by_all(child)]
+            joined = [_both(mine, theirs) for mine in joined for theirs in child]
+        return joined
     needle = _exact_text(node)
-    return {} if needle is None else {node.field: frozenset({needle})}
+    return [{} if needle is None else {node.field: frozenset({needle})}]
 
 
-def _pins_of_any(alternatives: list[dict[str, frozenset[str]]]) -> dict[str, frozenset[str]]:
-    if not alternatives:
-        return {}
+def _alternatives_of_any(children: list[list[Pins]]) -> list[Pins]:
+    single_field: dict[str, frozenset[str]] = {}
+    others: list[Pins] = []
+    for alternative in (alternative for child in children for alternative in child):
+        if not alternative:
+            return [{}]  # one alternative open to any event opens the whole
+        if len(alternative) == 1:
+            ((field, texts),) = alternative.items()
+            single_field[field] = single_field.get(field, frozenset()) | texts
+        else:
+            others.append(alternative)
+    found = [{field: texts} for field, texts in single_field.items()] + others
+    return found or [{}]
+
+
+def _both(mine: Pins, theirs: Pins) -> Pins:
+    joined = dict(mine)
+    for field, texts in theirs.items():
+        if field not in joined or len(texts) < len(joined[field]):
+            joined[field] = texts
+    return joined
+
+
+def _pinned_by_all(alternatives: list[Pins]) -> Pins:
+    """The fields every alternative pins, their texts united: what any of them needs."""
     common = set(alternatives[0]).intersection(*alternatives[1:])
     return {field: frozenset().union(*(pins[field] for pins in alternatives)) for field in sorted(common)}
 
