@@ -15,7 +15,7 @@ matches. An empty list means the field is absent.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -132,7 +132,7 @@ class FieldView:
     def __init__(self, event: NormalizedEvent) -> None:
         self._event = event
         self._cache: dict[str, list[Any]] = {}
-        self._texts: dict[str, frozenset[str]] = {}
+        self._texts: dict[str, tuple[str, ...]] = {}
         self._scalars: list[Any] | None = None
 
     @property
@@ -147,7 +147,7 @@ class FieldView:
             values = self._cache[name] = getter(self._event)
         return values
 
-    def texts(self, name: str) -> frozenset[str]:
+    def texts(self, name: str) -> tuple[str, ...]:
         """The lower-cased texts of the field's values (`value_text`): what case-insensitive tests compare."""
         found = self._texts.get(name)
         if found is None:
@@ -177,9 +177,11 @@ def value_text(value: Any) -> str | None:
     return None
 
 
-def event_texts(values: Iterable[Any]) -> frozenset[str]:
+def event_texts(values: list[Any]) -> tuple[str, ...]:
     """The lower-cased texts of a field's values, as the exact case-insensitive test compares them."""
-    return frozenset(text.lower() for text in map(value_text, values) if text is not None)
+    if len(values) == 1 and type(values[0]) is str:  # most fields: one string, spared the general path
+        return (values[0].lower(),)
+    return tuple(text.lower() for text in map(value_text, values) if text is not None)
 
 
 # Field name -> how to read it from an event, built on first use: rules name a bounded set of fields, and a
