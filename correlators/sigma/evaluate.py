@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import operator
+import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -64,6 +65,7 @@ from sigma.types import (
 
 from correlators.errors import RuleError
 from correlators.sigma.fields import CORDON_FIELDS, FieldView, is_known_field, value_text
+from correlators.sigma.literals import required_literal
 
 Matcher = Callable[[FieldView], bool]
 ValueTest = Callable[[Any], bool]
@@ -504,7 +506,11 @@ def _regex_test(value: SigmaRegularExpression) -> ValueTest:
     for flag in value.flags:
         flags |= SigmaRegularExpression.sigma_to_python_flags[flag]
     engine = (value.policy or default_policy).regex_engine
-    compiled = engine.compile(str(value.regexp), flags)
+    pattern = str(value.regexp)
+    compiled = engine.compile(pattern, flags)
+    literal = None if flags & re.IGNORECASE else required_literal(pattern)
+    if literal is not None:  # most texts lack it: spared the call into the regular-expression engine
+        return _text_test(lambda text: text, lambda text: literal in text and compiled.search(text) is not None)
     return _text_test(lambda text: text, lambda text: compiled.search(text) is not None)
 
 
