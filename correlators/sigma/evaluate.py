@@ -412,13 +412,8 @@ def _fieldref_matcher(field: str, reference: SigmaFieldReference) -> Matcher:
     other = reference.field
 
     def match(view: FieldView) -> bool:
-        theirs = [text.lower() for text in map(value_text, view.get(other)) if text is not None]
-        return any(
-            relation(mine.lower(), their)
-            for mine in map(value_text, view.get(field))
-            if mine is not None
-            for their in theirs
-        )
+        theirs = view.texts(other)
+        return bool(theirs) and any(relation(mine, their) for mine in view.texts(field) for their in theirs)
 
     return match
 
