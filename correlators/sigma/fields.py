@@ -151,7 +151,13 @@ class FieldView:
         """The lower-cased texts of the field's values (`value_text`): what case-insensitive tests compare."""
         found = self._texts.get(name)
         if found is None:
-            found = self._texts[name] = event_texts(self.get(name))
+            # `get` inlined: the index asks for a handful of fields of every event, each once
+            values = self._cache.get(name)
+            if values is None:
+                getter = _GETTERS.get(name) or _getter(name)
+                values = self._cache[name] = getter(self._event)
+            one_string = len(values) == 1 and type(values[0]) is str  # most fields
+            found = self._texts[name] = (values[0].lower(),) if one_string else _lowered_texts(values)
         return found
 
     def all_values(self) -> Iterator[Any]:
@@ -177,10 +183,7 @@ def value_text(value: Any) -> str | None:
     return None
 
 
-def event_texts(values: list[Any]) -> tuple[str, ...]:
-    """The lower-cased texts of a field's values, as the exact case-insensitive test compares them."""
-    if len(values) == 1 and type(values[0]) is str:  # most fields: one string, spared the general path
-        return (values[0].lower(),)
+def _lowered_texts(values: list[Any]) -> tuple[str, ...]:
     return tuple(text.lower() for text in map(value_text, values) if text is not None)
 
 
