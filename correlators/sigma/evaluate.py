@@ -23,8 +23,8 @@ Whatever this module cannot evaluate is a `RuleError` at load time, never a rule
 from __future__ import annotations
 
 import ipaddress
-import json
 import operator
+import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -64,7 +64,8 @@ from sigma.types import (
 )
 
 from correlators.errors import RuleError
-from correlators.sigma.fields import CORDON_FIELDS, FieldView, is_known_field
+from correlators.sigma.fields import CORDON_FIELDS, FieldView, is_known_field, value_text
+from correlators.sigma.literals import required_literal
 
 Matcher = Callable[[FieldView], bool]
 ValueTest = Callable[[Any], bool]
@@ -110,42 +111,67 @@ def compile_rule(rule: SigmaRule, locate: Locate | None = None) -> Matcher:
         raise RuleError(f"rule '{rule.title}': {error.what}", where=locate(error.field, error.modifier)) from None
 
 
-def pinned_values(rule: SigmaRule) -> dict[str, frozenset[str]]:
-    """Fields the rule pins to exact texts: it can match only an event where each such field has a value whose
-    text (`_text`, lower-cased) is one of these. A necessary condition, not a sufficient one: the rule index
-    (`correlators/sigma/index.py`) uses it to skip rules that cannot match, and the matcher still decides.
+Pins = dict[str, frozenset[str]]
+# Alternatives an AND keeps apart; past this, a child contributes only what all of its alternatives pin.
+_MAX_ALTERNATIVES = 16
 
-    Only plain, case-insensitive strings pin a field. AND keeps every child's pins (a field named twice keeps
-    the smaller set, not the intersection: a field with several values can satisfy both); OR keeps the fields
-    every alternative pins, their texts united; NOT, keywords, wildcards, numbers and the rest pin nothing.
+
+def pinned_alternatives(rule: SigmaRule) -> tuple[Pins, ...]:
+    """What an event needs for the rule to match, as alternatives: the rule can match only an event that meets
+    one of them, and an event meets an alternative when each field it names has a text (`value_text`,
+    lower-cased) among the alternative's texts for that field. A necessary condition, not a sufficient one: the
+    rule index (`correlators/sigma/index.py`) uses it to skip rules that cannot match, and the matcher still
+    decides. An empty alternative pins nothing: the rule can match any event.
+
+    Only plain, case-insensitive strings pin a field. OR unites its children's alternatives (those pinning only
+    the same one field merge); AND joins one alternative of each child, and a field named twice keeps the
+    smaller set, not the intersection: a field with several values can satisfy both. NOT, keywords, wildcards,
+    numbers and the rest pin nothing.
     """
-    pins: list[dict[str, frozenset[str]]] = [_pins(condition.parsed) for condition in rule.detection.parsed_condition]
-    return _pins_of_any(pins)
+    conditions = [_alternatives(condition.parsed) for condition in rule.detection.parsed_condition]
+    return tuple(_alternatives_of_any(conditions))
 
 
-def _pins(node: Any) -> dict[str, frozenset[str]]:
-    if isinstance(node, ConditionAND):
-        pinned: dict[str, frozenset[str]] = {}
-        for child in (_pins(arg) for arg in node.args):
-            for field, texts in child.items():
-                if field not in pinned or len(texts) < len(pinned[field]):
-                    pinned[field] = texts
-        return pinned
+def _alternatives(node: Any) -> list[Pins]:
     if isinstance(node, ConditionOR):
-        return _pins_of_any([_pins(arg) for arg in node.args])
-    if isinstance(node, ConditionFieldEqualsValueExpression) and node.field is not None:
-        value = node.value
-        if isinstance(value, SigmaString) and not isinstance(value, SigmaCasedString):
-            # One literal part at most: exactly the values `_string_test` compares with `==` on lower-cased text.
-            parts = [part for part in value.iter_parts() if isinstance(part, str)]
-            if len(parts) == len(list(value.iter_parts())) <= 1:
-                return {node.field: frozenset({"".join(parts).lower()})}
-    return {}
+        return _alternatives_of_any([_alternatives(arg) for arg in node.args])
+    if isinstance(node, ConditionAND):
+        joined: list[Pins] = [{}]
+        for arg in node.args:
+            child = _alternatives(arg)
+            if len(joined) * len(child) > _MAX_ALTERNATIVES:
+                child = [_pinned_by_all(child)]
+            joined = [_both(mine, theirs) for mine in joined for theirs in child]
+        return joined
+    needle = _exact_text(node)
+    return [{} if needle is None else {node.field: frozenset({needle})}]
 
 
-def _pins_of_any(alternatives: list[dict[str, frozenset[str]]]) -> dict[str, frozenset[str]]:
-    if not alternatives:
-        return {}
+def _alternatives_of_any(children: list[list[Pins]]) -> list[Pins]:
+    single_field: dict[str, frozenset[str]] = {}
+    others: list[Pins] = []
+    for alternative in (alternative for child in children for alternative in child):
+        if not alternative:
+            return [{}]  # one alternative open to any event opens the whole
+        if len(alternative) == 1:
+            ((field, texts),) = alternative.items()
+            single_field[field] = single_field.get(field, frozenset()) | texts
+        else:
+            others.append(alternative)
+    found = [{field: texts} for field, texts in single_field.items()] + others
+    return found or [{}]
+
+
+def _both(mine: Pins, theirs: Pins) -> Pins:
+    joined = dict(mine)
+    for field, texts in theirs.items():
+        if field not in joined or len(texts) < len(joined[field]):
+            joined[field] = texts
+    return joined
+
+
+def _pinned_by_all(alternatives: list[Pins]) -> Pins:
+    """The fields every alternative pins, their texts united: what any of them needs."""
     common = set(alternatives[0]).intersection(*alternatives[1:])
     return {field: frozenset().union(*(pins[field] for pins in alternatives)) for field in sorted(common)}
 
@@ -188,9 +214,9 @@ def _unknown_field(field: str) -> str:
 
 def _compile_node(node: Any) -> Matcher:
     if isinstance(node, ConditionAND):
-        return _all_of([_compile_node(arg) for arg in node.args])
+        return _all_of([_compile_node(arg) for arg in _cheapest_first(node.args)])
     if isinstance(node, ConditionOR):
-        return _any_of([_compile_node(arg) for arg in node.args])
+        return _any_of(_compile_alternatives(node.args))
     if isinstance(node, ConditionNOT):
         inner = _compile_node(node.args[0])
         return lambda view: not inner(view)
@@ -201,12 +227,76 @@ def _compile_node(node: Any) -> Matcher:
     raise _Unsupported(f"condition element {type(node).__name__} is not supported")
 
 
+def _compile_alternatives(args: list[Any]) -> list[Matcher]:
+    """An OR's children, cheapest first, with the plain values one field is compared with (`eventName: [A, B]`)
+    merged into one set lookup: some text of the field is one of them."""
+    exact: dict[str, set[str]] = {}
+    others: list[Any] = []
+    for arg in _cheapest_first(args):
+        needle = _exact_text(arg)
+        if needle is None:
+            others.append(arg)
+        else:
+            exact.setdefault(arg.field, set()).add(needle)
+    merged = [_one_of(field, frozenset(needles)) for field, needles in exact.items()]
+    return merged + [_compile_node(arg) for arg in others]
+
+
+def _one_of(field: str, needles: frozenset[str]) -> Matcher:
+    if len(needles) == 1:
+        (needle,) = needles
+        return lambda view: needle in view.texts(field)
+    return lambda view: not needles.isdisjoint(view.texts(field))
+
+
+def _cheapest_first(args: list[Any]) -> list[Any]:
+    """Children of AND and OR in the order that decides soonest on average: every predicate is pure, so the
+    order changes the cost of an answer, never the answer."""
+    return sorted(args, key=_cost)
+
+
+def _cost(node: Any) -> int:
+    """A rough price of evaluating `node`: set lookups on cached field texts are cheap, scans of the whole event
+    (keywords), regular expressions and field comparisons are not."""
+    if isinstance(node, (ConditionAND, ConditionOR)):
+        return sum(_cost(arg) for arg in node.args)
+    if isinstance(node, ConditionNOT):
+        return _cost(node.args[0])
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        if _exact_text(node) is not None or isinstance(node.value, (SigmaNull, SigmaExists)):
+            return 1
+        if isinstance(node.value, (SigmaRegularExpression, SigmaFieldReference, SigmaCIDRExpression)):
+            return 8
+        return 3
+    return 20  # a keyword: every scalar of the event
+
+
+def _exact_text(node: Any) -> str | None:
+    """The lower-cased text a field is compared with when `node` is a plain case-insensitive equality, else None."""
+    if not isinstance(node, ConditionFieldEqualsValueExpression) or node.field is None:
+        return None
+    value = node.value
+    if not isinstance(value, SigmaString) or isinstance(value, SigmaCasedString):
+        return None
+    # One literal part at most: exactly the values `_string_test` compares with `==` on lower-cased text.
+    parts = list(value.iter_parts())
+    if len(parts) > 1 or not all(isinstance(part, str) for part in parts):
+        return None
+    return "".join(str(part) for part in parts).lower()
+
+
 def _all_of(matchers: list[Matcher]) -> Matcher:
     if len(matchers) == 1:
         return matchers[0]
+    if len(matchers) == 2:
+        first, second = matchers
+        return lambda view: first(view) and second(view)
 
     def match(view: FieldView) -> bool:
-        return all(matcher(view) for matcher in matchers)
+        for matcher in matchers:  # noqa: SIM110 - a loop, not all() over a generator: this runs per rule per event
+            if not matcher(view):
+                return False
+        return True
 
     return match
 
@@ -214,9 +304,15 @@ def _all_of(matchers: list[Matcher]) -> Matcher:
 def _any_of(matchers: list[Matcher]) -> Matcher:
     if len(matchers) == 1:
         return matchers[0]
+    if len(matchers) == 2:
+        first, second = matchers
+        return lambda view: first(view) or second(view)
 
     def match(view: FieldView) -> bool:
-        return any(matcher(view) for matcher in matchers)
+        for matcher in matchers:  # noqa: SIM110 - a loop, not any() over a generator: this runs per rule per event
+            if matcher(view):
+                return True
+        return False
 
     return match
 
@@ -229,19 +325,74 @@ def _field_matcher(field: str, value: Any) -> Matcher:
         return lambda view: (not _is_null(view.get(field))) == wanted
     if isinstance(value, SigmaFieldReference):
         return _fieldref_matcher(field, value)
+    folded = _folded_matcher(field, value)
+    if folded is not None:
+        return folded
     test = _value_test(value)
-    return lambda view: _any_value(test, view.get(field))
+
+    return lambda view: any(map(test, view.get(field)))
+
+
+def _folded_matcher(field: str, value: Any) -> Matcher | None:
+    """The common case-insensitive shapes (exact, contains, startswith, endswith, `*`) tested on the field's
+    cached lower-cased texts, which is what `_string_test` compares; None for anything else."""
+    if not isinstance(value, SigmaString) or isinstance(value, SigmaCasedString):
+        return None
+    parts = list(value.iter_parts())
+    if any(isinstance(part, Placeholder) for part in parts):
+        return None  # refused by `_value_test`, with its message
+    shape = _shape(parts)
+    if shape is None:
+        return None
+    kind, needle = shape
+    needle = needle.lower()
+    if kind == "exact":
+        return lambda view: needle in view.texts(field)
+    if kind == "any":
+        return lambda view: bool(view.texts(field))
+    test = _literal_test(kind, needle)
+
+    return lambda view: any(map(test, view.texts(field)))
+
+
+def _literal_test(kind: str, needle: str) -> Callable[[str], bool]:
+    if kind == "exact":
+        return lambda text: text == needle
+    if kind == "contains":
+        return lambda text: needle in text
+    if kind == "startswith":
+        return lambda text: text.startswith(needle)
+    return lambda text: text.endswith(needle)
+
+
+def _shape(parts: list[Any]) -> tuple[str, str] | None:
+    """("exact" | "contains" | "startswith" | "endswith" | "any", literal) for a string of at most one literal
+    part and `*` wildcards in those places; None for anything that needs a regular expression."""
+    if SpecialChars.WILDCARD_SINGLE in parts:
+        return None
+    plain = [part for part in parts if isinstance(part, str)]
+    if len(plain) > 1:
+        return None
+    needle = plain[0] if plain else ""
+    stars = tuple(part is SpecialChars.WILDCARD_MULTI for part in parts)
+    kinds = {
+        (): "exact",
+        (False,): "exact",
+        (True, False, True): "contains",
+        (False, True): "startswith",
+        (True, False): "endswith",
+        (True,): "any",
+        (True, True): "any",
+    }
+    kind = kinds.get(stars)
+    return None if kind is None else (kind, needle)
 
 
 def _keyword_matcher(value: Any) -> Matcher:
     if isinstance(value, (SigmaNull, SigmaExists, SigmaFieldReference)):
         raise _Unsupported(f"{type(value).__name__} needs a field, it cannot be a keyword")
     test = _value_test(value)
-    return lambda view: _any_value(test, view.all_values())
-
-
-def _any_value(test: ValueTest, values: Iterable[Any]) -> bool:
-    return any(test(value) for value in values)
+    return lambda view: any(map(test, view.all_values()))
 
 
 def _is_null(values: list[Any]) -> bool:
@@ -261,13 +412,8 @@ def _fieldref_matcher(field: str, reference: SigmaFieldReference) -> Matcher:
     other = reference.field
 
     def match(view: FieldView) -> bool:
-        theirs = [text.lower() for text in map(_text, view.get(other)) if text is not None]
-        return any(
-            relation(mine.lower(), their)
-            for mine in map(_text, view.get(field))
-            if mine is not None
-            for their in theirs
-        )
+        theirs = view.texts(other)
+        return bool(theirs) and any(relation(mine, their) for mine in view.texts(field) for their in theirs)
 
     return match
 
@@ -298,26 +444,6 @@ def _value_test(value: Any) -> ValueTest:
     raise _Unsupported(f"value type {type(value).__name__} is not supported")
 
 
-def _text(value: Any) -> str | None:
-    """The text Sigma compares strings with: JSON spelling for booleans, decimal for numbers, compact JSON for
-    objects (`requestParameters|contains: Suspended`, as a SIEM storing CloudTrail as text matches it), None for
-    null."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, dict):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-    return None
-
-
-def event_texts(values: Iterable[Any]) -> set[str]:
-    """The lower-cased texts of a field's values, as the exact case-insensitive test compares them."""
-    return {text.lower() for text in map(_text, values) if text is not None}
-
-
 def _number(value: Any) -> int | float | None:
     if isinstance(value, bool):  # True == 1 in Python, not in Sigma
         return None
@@ -339,22 +465,13 @@ def _string_test(value: SigmaString, *, cased: bool) -> ValueTest:
         parts.append(part)
     fold: Callable[[str], str] = (lambda text: text) if cased else str.lower
     literals = [fold(part) if isinstance(part, str) else part for part in parts]
-    star = SpecialChars.WILDCARD_MULTI
-    plain = [part for part in literals if isinstance(part, str)]
     # The common shapes (exact, contains, startswith, endswith) avoid regular expressions altogether.
-    if SpecialChars.WILDCARD_SINGLE not in literals and len(plain) <= 1:
-        needle = plain[0] if plain else ""
-        shape = tuple(part is star for part in literals)
-        if shape in ((), (False,)):
-            return _text_test(fold, lambda text: text == needle)
-        if shape == (True, False, True):
-            return _text_test(fold, lambda text: needle in text)
-        if shape == (False, True):
-            return _text_test(fold, lambda text: text.startswith(needle))
-        if shape == (True, False):
-            return _text_test(fold, lambda text: text.endswith(needle))
-        if shape in ((True,), (True, True)):
-            return lambda scalar: _text(scalar) is not None
+    shape = _shape(literals)
+    if shape is not None:
+        kind, needle = shape
+        if kind == "any":
+            return lambda scalar: value_text(scalar) is not None
+        return _text_test(fold, _literal_test(kind, needle))
     # Anything else (`*a*a*b`, `?`) runs on RE2, never on Python's backtracking `re`: a rule's wildcards against an
     # attacker-chosen user agent stay linear in its length.
     pattern = "".join(re2.escape(part) if isinstance(part, str) else _WILDCARDS[part] for part in literals)
@@ -364,7 +481,7 @@ def _string_test(value: SigmaString, *, cased: bool) -> ValueTest:
 
 def _text_test(fold: Callable[[str], str], test: Callable[[str], bool]) -> ValueTest:
     def match(scalar: Any) -> bool:
-        text = _text(scalar)
+        text = value_text(scalar)
         return text is not None and test(fold(text))
 
     return match
@@ -384,7 +501,11 @@ def _regex_test(value: SigmaRegularExpression) -> ValueTest:
     for flag in value.flags:
         flags |= SigmaRegularExpression.sigma_to_python_flags[flag]
     engine = (value.policy or default_policy).regex_engine
-    compiled = engine.compile(str(value.regexp), flags)
+    pattern = str(value.regexp)
+    compiled = engine.compile(pattern, flags)
+    literal = None if flags & re.IGNORECASE else required_literal(pattern)
+    if literal is not None:  # most texts lack it: spared the call into the regular-expression engine
+        return _text_test(lambda text: text, lambda text: literal in text and compiled.search(text) is not None)
     return _text_test(lambda text: text, lambda text: compiled.search(text) is not None)
 
 

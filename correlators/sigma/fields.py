@@ -14,7 +14,9 @@ matches. An empty list means the field is absent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from correlators.model import EntityType, NormalizedEvent
@@ -125,11 +127,12 @@ def is_known_field(name: str) -> bool:
 class FieldView:
     """The fields of one event as Sigma rules look them up. Lookups are cached: every rule reads the same view."""
 
-    __slots__ = ("_cache", "_event", "_scalars")
+    __slots__ = ("_cache", "_event", "_scalars", "_texts")
 
     def __init__(self, event: NormalizedEvent) -> None:
         self._event = event
         self._cache: dict[str, list[Any]] = {}
+        self._texts: dict[str, tuple[str, ...]] = {}
         self._scalars: list[Any] | None = None
 
     @property
@@ -140,8 +143,22 @@ class FieldView:
         """Every value of the field, raw (str, int, float, bool, None, dict); `[]` when it is absent."""
         values = self._cache.get(name)
         if values is None:
-            values = self._cache[name] = self._lookup(name)
+            getter = _GETTERS.get(name) or _getter(name)
+            values = self._cache[name] = getter(self._event)
         return values
+
+    def texts(self, name: str) -> tuple[str, ...]:
+        """The lower-cased texts of the field's values (`value_text`): what case-insensitive tests compare."""
+        found = self._texts.get(name)
+        if found is None:
+            # `get` inlined: the index asks for a handful of fields of every event, each once
+            values = self._cache.get(name)
+            if values is None:
+                getter = _GETTERS.get(name) or _getter(name)
+                values = self._cache[name] = getter(self._event)
+            one_string = len(values) == 1 and type(values[0]) is str  # most fields
+            found = self._texts[name] = (values[0].lower(),) if one_string else _lowered_texts(values)
+        return found
 
     def all_values(self) -> Iterator[Any]:
         """Every scalar anywhere in the raw event, for Sigma keyword search."""
@@ -150,38 +167,109 @@ class FieldView:
             _collect_scalars(self._event.raw, self._scalars)
         return iter(self._scalars)
 
-    def _lookup(self, name: str) -> list[Any]:
-        if name.startswith("cordon."):
-            return self._cordon(name)
-        values: list[Any] = []
-        _resolve(self._event.raw, name.split("."), values)
-        return values
 
-    def _cordon(self, name: str) -> list[Any]:
-        getter = _CORDON_FIELDS.get(name)
-        if getter is not None:
-            value = getter(self._event)
-        elif name.startswith(_ALARM_DIMENSION_PREFIX) and self._event.alarm:
-            value = self._event.alarm.dimensions.get(name.removeprefix(_ALARM_DIMENSION_PREFIX))
-        else:
-            value = None
+def value_text(value: Any) -> str | None:
+    """The text Sigma compares strings with: JSON spelling for booleans, decimal for numbers, compact JSON for
+    objects (`requestParameters|contains: Suspended`, as a SIEM storing CloudTrail as text matches it), None for
+    null."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return None
+
+
+def _lowered_texts(values: list[Any]) -> tuple[str, ...]:
+    return tuple(text.lower() for text in map(value_text, values) if text is not None)
+
+
+# Field name -> how to read it from an event, built on first use: rules name a bounded set of fields, and a
+# getter made once spares every event the prefix test and the splitting of dotted paths.
+_GETTERS: dict[str, Callable[[NormalizedEvent], list[Any]]] = {}
+
+
+def _getter(name: str) -> Callable[[NormalizedEvent], list[Any]]:
+    getter = _cordon_getter(name) if name.startswith("cordon.") else _raw_getter(name)
+    _GETTERS[name] = getter
+    return getter
+
+
+def _cordon_getter(name: str) -> Callable[[NormalizedEvent], list[Any]]:
+    read = _CORDON_FIELDS.get(name)
+    if read is None:
+        dimension = name.removeprefix(_ALARM_DIMENSION_PREFIX) if name.startswith(_ALARM_DIMENSION_PREFIX) else None
+        read = partial(_alarm_dimension, dimension)
+
+    def get(event: NormalizedEvent) -> list[Any]:
+        value = read(event)
         if value is None:
             return []
         return list(value) if isinstance(value, list) else [value]
 
+    return get
 
-def _resolve(node: Any, parts: list[str], out: list[Any]) -> None:
-    """Append the values at `parts` below `node`. Keys that contain dots themselves are tried as well."""
+
+def _alarm_dimension(dimension: str | None, event: NormalizedEvent) -> str | None:
+    return event.alarm.dimensions.get(dimension) if dimension is not None and event.alarm else None
+
+
+def _raw_getter(name: str) -> Callable[[NormalizedEvent], list[Any]]:
+    """A dotted path into `event.raw`. Keys that contain dots themselves are tried as well: for `a.b.c` the keys
+    `a`, `a.b` and `a.b.c` at the top, and so on below; lists along the path (and at its end) are flattened."""
+    parts = name.split(".")
+    # steps[i]: the keys that can follow part i, each with the index of the part after it, shortest key first
+    steps = tuple(
+        tuple((".".join(parts[start:end]), end) for end in range(start + 1, len(parts) + 1))
+        for start in range(len(parts))
+    )
+    if len(parts) == 1:
+        return partial(_read_key, name, steps)
+    return partial(_read_path, steps)
+
+
+def _read_key(key: str, steps: tuple[tuple[tuple[str, int], ...], ...], event: NormalizedEvent) -> list[Any]:
+    """A top-level key: the common case, read without walking."""
+    raw = event.raw
+    if not isinstance(raw, dict):
+        return _read_path(steps, event)
+    if key not in raw:
+        return []
+    value = raw[key]
+    if isinstance(value, list):
+        out: list[Any] = []
+        _flatten(value, out)
+        return out
+    return [value]
+
+
+def _read_path(steps: tuple[tuple[tuple[str, int], ...], ...], event: NormalizedEvent) -> list[Any]:
+    out: list[Any] = []
+    _walk(event.raw, steps, 0, out)
+    return out
+
+
+def _walk(node: Any, steps: tuple[tuple[tuple[str, int], ...], ...], at: int, out: list[Any]) -> None:
     if isinstance(node, list):
         for item in node:
-            _resolve(item, parts, out)
-    elif not parts:
+            _walk(item, steps, at, out)
+    elif at == len(steps):
         out.append(node)
     elif isinstance(node, dict):
-        for taken in range(1, len(parts) + 1):
-            key = parts[0] if taken == 1 else ".".join(parts[:taken])
+        for key, following in steps[at]:
             if key in node:
-                _resolve(node[key], parts[taken:], out)
+                _walk(node[key], steps, following, out)
+
+
+def _flatten(items: list[Any], out: list[Any]) -> None:
+    for item in items:
+        if isinstance(item, list):
+            _flatten(item, out)
+        else:
+            out.append(item)
 
 
 def _collect_scalars(node: Any, out: list[Any]) -> None:

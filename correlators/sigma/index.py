@@ -1,10 +1,12 @@
 """Which detection rules can match an event, found without running them: an index on the values rules pin.
 
 Most CloudTrail rules pin `eventSource` or `eventName` to a few exact values (57 of the 61 SigmaHQ and built-in
-ones), so looking the event's own values up leaves a handful of rules to run instead of all of them. Each rule
-is indexed under one field it pins (`evaluate.pinned_values`): the one with the most distinct values across all
-rules, the most selective. Rules that pin nothing run on every event. Candidates keep the rule set's order, so
-signals come out in the order a scan of every rule gives them.
+ones), so looking the event's own values up leaves a handful of rules to run instead of all of them. A rule can
+match only an event that meets one of its alternatives (`evaluate.pinned_alternatives`: `1 of selection_*`
+whose selections pin different fields has several), so each alternative is indexed under one field it pins: the
+one with the most distinct values across all rules, the most selective. Rules with an alternative that pins
+nothing run on every event. Candidates keep the rule set's order, so signals come out in the order a scan of
+every rule gives them.
 """
 
 from __future__ import annotations
@@ -12,41 +14,54 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from correlators.sigma.evaluate import event_texts
 from correlators.sigma.fields import FieldView
 from correlators.sigma.rules import DetectionRule
+
+# Distinct sets of candidates remembered: a handful per kind of call, bounded against an unusual stream.
+_MAX_REMEMBERED = 4096
 
 
 class RuleIndex:
     def __init__(self, rules: Sequence[DetectionRule]) -> None:
-        self._rules = list(rules)
+        self._rules = tuple(rules)
         distinct: Counter[str] = Counter()
         seen: set[tuple[str, str]] = set()
         for rule in self._rules:
-            for field, texts in rule.pinned.items():
-                for text in texts:
-                    if (field, text) not in seen:
-                        seen.add((field, text))
-                        distinct[field] += 1
-        # field > pinned text > positions of the rules indexed under it
-        self._by_value: dict[str, dict[str, list[int]]] = {}
-        self._always: list[int] = []
+            for alternative in rule.pins:
+                for field, texts in alternative.items():
+                    for text in texts:
+                        if (field, text) not in seen:
+                            seen.add((field, text))
+                            distinct[field] += 1
+        # Sets of rules are bit masks over rule positions: bit i is `self._rules[i]`.
+        # field > pinned text > the rules indexed under it
+        by_value: dict[str, dict[str, int]] = {}
+        self._always = 0
         for position, rule in enumerate(self._rules):
-            if not rule.pinned:
-                self._always.append(position)
+            bit = 1 << position
+            if not all(rule.pins):
+                self._always |= bit
                 continue
-            field = max(rule.pinned, key=lambda name: (distinct[name], name))
-            by_text = self._by_value.setdefault(field, {})
-            for text in rule.pinned[field]:
-                by_text.setdefault(text, []).append(position)
+            for alternative in rule.pins:
+                field = max(alternative, key=lambda name: (distinct[name], name))
+                by_text = by_value.setdefault(field, {})
+                for text in alternative[field]:
+                    by_text[text] = by_text.get(text, 0) | bit
+        self._by_value = tuple(by_value.items())
+        self._chosen: dict[int, tuple[DetectionRule, ...]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._rules)
 
-    def candidates(self, view: FieldView) -> list[DetectionRule]:
+    def candidates(self, view: FieldView) -> tuple[DetectionRule, ...]:
         """The rules that may match the event, in rule-set order; the others cannot."""
-        positions = set(self._always)
-        for field, by_text in self._by_value.items():
-            for text in event_texts(view.get(field)):
-                positions.update(by_text.get(text, ()))
-        return [self._rules[position] for position in sorted(positions)]
+        mask = self._always
+        for field, by_text in self._by_value:
+            for text in view.texts(field):
+                mask |= by_text.get(text, 0)
+        chosen = self._chosen.get(mask)
+        if chosen is None:
+            chosen = tuple(rule for position, rule in enumerate(self._rules) if mask >> position & 1)
+            if len(self._chosen) < _MAX_REMEMBERED:
+                self._chosen[mask] = chosen
+        return chosen

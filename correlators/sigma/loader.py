@@ -25,7 +25,7 @@ from correlators.errors import RuleError
 from correlators.model import EventSource, Severity
 from correlators.sigma import correlation
 from correlators.sigma.documents import RuleDocument, read_documents, rule_files
-from correlators.sigma.evaluate import compile_rule, pinned_values, validate_detections
+from correlators.sigma.evaluate import compile_rule, pinned_alternatives, validate_detections
 from correlators.sigma.rules import CorrelationRule, DetectionRule, RuleSet
 
 __all__ = ["SUPPORTED_LOGSOURCES", "CorrelationRule", "DetectionRule", "RuleSet", "load_rules"]
@@ -183,7 +183,7 @@ def _detection(document: RuleDocument, rule: SigmaRule, errors: list[RuleError])
         return None
     try:
         matcher = compile_rule(rule, document.where_detection)
-        pinned = pinned_values(rule)
+        pins = pinned_alternatives(rule)
     except RuleError as error:
         errors.append(error)
         return None
@@ -202,7 +202,7 @@ def _detection(document: RuleDocument, rule: SigmaRule, errors: list[RuleError])
         referenced=False,
         generate=True,
         matcher=matcher,
-        pinned=pinned,
+        pins=pins,
     )
 
 

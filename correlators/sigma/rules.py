@@ -34,8 +34,9 @@ class DetectionRule:
     referenced: bool
     generate: bool
     matcher: Callable[[FieldView], bool] = field(repr=False, compare=False)
-    # Fields the rule pins to exact texts (`evaluate.pinned_values`): only events with one of them can match.
-    pinned: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
+    # What an event needs for the rule to match (`evaluate.pinned_alternatives`): one alternative at least, each
+    # field it names having one of its texts. The default, one empty alternative, lets every event through.
+    pins: tuple[Mapping[str, frozenset[str]], ...] = field(default=({},), repr=False, compare=False)
 
     @property
     def key(self) -> str:

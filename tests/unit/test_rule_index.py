@@ -1,6 +1,6 @@
 """The rule index runs only the rules that can match: it must never leave out one that does.
 
-`pinned_values` is a necessary condition drawn from the condition tree; the sample test holds the index to a scan
+`pinned_alternatives` is a necessary condition drawn from the condition tree; the sample test holds the index to a scan
 of every rule over every real event in ../shared/samples, with the built-in and the SigmaHQ CloudTrail rules.
 """
 
@@ -34,33 +34,54 @@ def _rule(tmp_path: Path, detection: str, name: str = "rule") -> DetectionRule:
 
 
 @pytest.mark.parametrize(
-    ("detection", "pinned"),
+    ("detection", "pins"),
     [
-        ("sel:\n  eventName: GetObject\ncondition: sel", {"eventName": {"getobject"}}),
+        ("sel:\n  eventName: GetObject\ncondition: sel", [{"eventName": {"getobject"}}]),
         (
             "sel:\n  eventSource: s3.amazonaws.com\n  eventName: [GetObject, PutObject]\ncondition: sel",
-            {"eventSource": {"s3.amazonaws.com"}, "eventName": {"getobject", "putobject"}},
+            [{"eventSource": {"s3.amazonaws.com"}, "eventName": {"getobject", "putobject"}}],
         ),
         # A field with several values can satisfy both: the smaller set is kept, never the empty intersection.
-        ("a:\n  eventName: A\nb:\n  eventName: [B, C]\ncondition: a and b", {"eventName": {"a"}}),
-        # OR keeps what every alternative pins.
+        ("a:\n  eventName: A\nb:\n  eventName: [B, C]\ncondition: a and b", [{"eventName": {"a"}}]),
+        # OR keeps each alternative; those pinning only the same one field merge.
         (
             "a:\n  eventName: A\n  userAgent: x\nb:\n  eventName: B\ncondition: a or b",
-            {"eventName": {"a", "b"}},
+            [{"eventName": {"b"}}, {"eventName": {"a"}, "userAgent": {"x"}}],
         ),
-        ("a:\n  eventName: A\nb:\n  userAgent: x\ncondition: a or b", {}),
-        ("a:\n  eventName: A\ncondition: not a", {}),
-        ("a:\n  eventName|contains: Get\ncondition: a", {}),
-        ("a:\n  eventName: Get*\ncondition: a", {}),
-        ("a:\n  eventName|cased: GetObject\ncondition: a", {}),
-        ("a:\n  eventName|re: Get.*\ncondition: a", {}),
-        ("a:\n  errorCode: null\ncondition: a", {}),
-        ("keywords:\n  - GetObject\ncondition: keywords", {}),
+        ("a:\n  eventName: A\nb:\n  userAgent: x\ncondition: a or b", [{"eventName": {"a"}}, {"userAgent": {"x"}}]),
+        ("a:\n  eventName: A\nb:\n  eventName: B\ncondition: 1 of a or b", [{"eventName": {"a", "b"}}]),
+        # An alternative that pins nothing lets any event through.
+        ("a:\n  eventName: A\nb:\n  userAgent|contains: x\ncondition: a or b", [{}]),
+        # AND joins the alternatives of its children.
+        (
+            "a:\n  eventName: A\nb:\n  userAgent: x\nc:\n  errorCode: E\ncondition: (a or b) and c",
+            [{"eventName": {"a"}, "errorCode": {"e"}}, {"userAgent": {"x"}, "errorCode": {"e"}}],
+        ),
+        ("a:\n  eventName: A\ncondition: not a", [{}]),
+        ("a:\n  eventName|contains: Get\ncondition: a", [{}]),
+        ("a:\n  eventName: Get*\ncondition: a", [{}]),
+        ("a:\n  eventName|cased: GetObject\ncondition: a", [{}]),
+        ("a:\n  eventName|re: Get.*\ncondition: a", [{}]),
+        ("a:\n  errorCode: null\ncondition: a", [{}]),
+        ("keywords:\n  - GetObject\ncondition: keywords", [{}]),
     ],
 )
-def test_pinned_values(tmp_path: Path, detection: str, pinned: dict[str, set[str]]) -> None:
+def test_pinned_alternatives(tmp_path: Path, detection: str, pins: list[dict[str, set[str]]]) -> None:
     rule = _rule(tmp_path, detection)
-    assert {field: set(texts) for field, texts in rule.pinned.items()} == pinned
+    assert [{field: set(texts) for field, texts in alternative.items()} for alternative in rule.pins] == pins
+
+
+def test_alternatives_stay_few_when_and_joins_many(tmp_path: Path) -> None:
+    # GIVEN an AND of three ORs of five selections, each pinning two fields: 5 x 5 x 5 alternatives
+    selections = "\n".join(f"s{i}{j}:\n  eventName: N{i}{j}\n  userAgent: U{i}{j}" for i in range(3) for j in range(5))
+    condition = " and ".join(f"1 of s{i}*" for i in range(3))
+    # WHEN its pins are drawn
+    rule = _rule(tmp_path, f"{selections}\ncondition: {condition}")
+    # THEN the children past the bound add only what all their alternatives pin, their texts united, which the
+    # first child's single texts already narrow: five alternatives, not 125
+    assert [{field: set(texts) for field, texts in alternative.items()} for alternative in rule.pins] == [
+        {"eventName": {f"n0{j}"}, "userAgent": {f"u0{j}"}} for j in range(5)
+    ]
 
 
 def test_candidates_keep_rule_order_and_the_unpinned(tmp_path: Path) -> None:

@@ -1,0 +1,61 @@
+"""FieldView reads raw paths by getters made once per name: they must give what the plain reading of a dotted path
+gives (every key, dotted keys too, lists flattened), and `texts` the lower-cased texts of those values."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from correlators.model import EventSource, NormalizedEvent
+from correlators.sigma import FieldView
+
+KEYS = ("a", "b", "a.b", "b.a", "a.b.a")
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.floats(allow_nan=False), st.sampled_from("aAbÉ"))
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(KEYS), inner, max_size=3)),
+    max_leaves=12,
+)
+_paths = st.lists(st.sampled_from(("a", "b")), min_size=1, max_size=4).map(".".join)
+
+
+def _reference(node: Any, parts: list[str]) -> list[Any]:
+    """The reading the module docstring describes, written plainly: try `a`, `a.b`, ... at each level."""
+    if isinstance(node, list):
+        return [value for item in node for value in _reference(item, parts)]
+    if not parts:
+        return [node]
+    if not isinstance(node, dict):
+        return []
+    found: list[Any] = []
+    for taken in range(1, len(parts) + 1):
+        key = ".".join(parts[:taken])
+        if key in node:
+            found.extend(_reference(node[key], parts[taken:]))
+    return found
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(KEYS), _json, max_size=4), st.lists(_paths, min_size=1, max_size=4))
+def test_getters_read_what_the_plain_reading_reads(raw: dict[str, Any], paths: list[str]) -> None:
+    event = NormalizedEvent(event_id="e", time=datetime(2024, 1, 1, tzinfo=UTC), source=EventSource.CLOUDTRAIL, raw=raw)
+    view = FieldView(event)
+    for path in paths:
+        expected = _reference(raw, path.split("."))
+        assert view.get(path) == expected
+        texts = [text.lower() for text in map(_text, expected) if text is not None]
+        assert list(view.texts(path)) == texts
