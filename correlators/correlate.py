@@ -74,6 +74,7 @@ class Correlator:
             for base in correlation.rules:
                 self._by_base_rule.setdefault(base, []).append(correlation)
         self.longest_timespan = timedelta(seconds=max((c.timespan_seconds for c in ruleset.correlations), default=0))
+        self._last: tuple[Signal, list[tuple[CorrelationRule, _Group]]] | None = None
 
     def timespan_for(self, rule: str) -> timedelta:
         """The longest window of any correlation that uses signals of `rule` (zero when none does)."""
@@ -82,43 +83,72 @@ class Correlator:
 
     def partitions(self, signal: Signal) -> list[str]:
         """Correlation partitions a signal must be stored under."""
-        return [
-            _partition(rule, group, signal.rule)
-            for rule in self._by_base_rule.get(signal.rule, [])
-            for group in _groups(rule, signal)
-        ]
+        return [group.partitions.get(signal.rule) or group.partitions[""] for _, group in self._groups_of(signal)]
 
     def evaluate(self, signal: Signal, store: StateStore) -> list[Firing]:
         """Correlations the (already stored) signal completes, each with its window's signals."""
         firings = []
-        for rule in self._by_base_rule.get(signal.rule, []):
+        for rule, group in self._groups_of(signal):
             span = timedelta(seconds=rule.timespan_seconds)
-            for group in _groups(rule, signal):
-                entities = _group_entities(rule, group)
-                partitions = {base: _partition(rule, group, base) for base in dict.fromkeys(rule.rules)}
-                if rule.type not in _PER_RULE:
-                    partitions = {"": _partition(rule, group, "")}
-                values = functools.partial(_values_of, rule)
-                decision = streak.decide(store, rule, _group_key(group), partitions, signal, span, values)
-                if decision is not None:
-                    previous = decision.previous
-                    if decision.holds and previous is not None:  # the rest of its window is raised already
-                        firings.append(Firing(rule, group, entities, (previous, signal), (previous.time, signal.time)))
-                    continue
-                nearby = _nearby(store, rule, group, signal.time - span, signal.time + span)
-                window = _satisfying_window(rule, signal, nearby, span) if nearby else []
-                if window:
-                    first = window[0]
-                    # A signal at the same instant as the first member but sorted before it is not a member.
-                    tied = any(s.time == first.time and s.sort_key < first.sort_key for s in nearby)
-                    raised = (first.time + streak.TICK if tied else first.time, window[-1].time)
-                    firings.append(Firing(rule, group, entities, tuple(window), raised))
+            partitions = group.partitions
+            if rule.type in _PER_RULE and _misses_a_rule(store, partitions, signal, span):
+                continue
+            values = functools.partial(_values_of, rule)
+            decision = streak.decide(store, rule, group.key, partitions, signal, span, values)
+            if decision is not None:
+                previous = decision.previous
+                if decision.holds and previous is not None:  # the rest of its window is raised already
+                    entities = _group_entities(rule, group.values)
+                    raised = (previous.time, signal.time)
+                    firings.append(Firing(rule, group.values, entities, (previous, signal), raised))
+                continue
+            nearby = _nearby(store, rule, group.values, signal.time - span, signal.time + span)
+            window = _satisfying_window(rule, signal, nearby, span) if nearby else []
+            if window:
+                first = window[0]
+                # A signal at the same instant as the first member but sorted before it is not a member.
+                tied = any(s.time == first.time and s.sort_key < first.sort_key for s in nearby)
+                raised = (first.time + streak.TICK if tied else first.time, window[-1].time)
+                entities = _group_entities(rule, group.values)
+                firings.append(Firing(rule, group.values, entities, tuple(window), raised))
         return firings
+
+    def _groups_of(self, signal: Signal) -> list[tuple[CorrelationRule, _Group]]:
+        """Every (correlation, group) the signal belongs to. The pipeline asks for the signal's partitions and then
+        evaluates it: the last signal's groups are kept (a pure function of a signal that never changes)."""
+        last = self._last
+        if last is not None and last[0] is signal:
+            return last[1]
+        found = [
+            (rule, _Group.of(rule, values))
+            for rule in self._by_base_rule.get(signal.rule, [])
+            for values in _groups(rule, signal)
+        ]
+        self._last = (signal, found)
+        return found
 
     def raised(self, firing: Firing, store: StateStore) -> None:
         """The firing's incident committed: its group's signals in `raised_span` are members from now on."""
         first, last = firing.raised_span
         streak.extend(store, firing.rule, _group_key(firing.group), first, last)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One group of one correlation: its group-by values, its key in streaks, and the partitions its signals are
+    stored under (by referenced rule for temporal rules, else one under "")."""
+
+    values: tuple[str, ...]
+    key: str
+    partitions: dict[str, str]
+
+    @classmethod
+    def of(cls, rule: CorrelationRule, values: tuple[str, ...]) -> _Group:
+        if rule.type in _PER_RULE:
+            partitions = {base: _partition(rule, values, base) for base in dict.fromkeys(rule.rules)}
+        else:
+            partitions = {"": _partition(rule, values, "")}
+        return cls(values, _group_key(values), partitions)
 
 
 def _group_key(group: tuple[str, ...]) -> str:
@@ -140,6 +170,19 @@ def _partition(rule: CorrelationRule, group: tuple[str, ...], base: str) -> str:
 
 
 _PER_RULE = frozenset({"temporal", "temporal_ordered"})
+
+
+def _misses_a_rule(store: StateStore, partitions: dict[str, str], signal: Signal, span: timedelta) -> bool:
+    """Whether one of a temporal rule's referenced rules has no signal of the group within one timespan either side
+    of this one: then no window holding this signal can satisfy the rule. Most signals of a busy group (reads with
+    no model download near them) end here, after one short read, before any window or streak is looked at."""
+    start, end = signal.time - span, signal.time + span
+    # The rarest rule is usually the last one (the download after many reads): look at it first.
+    return any(
+        not store.signals(partition, start, end, limit=1)
+        for base, partition in reversed(partitions.items())
+        if base != signal.rule
+    )
 
 
 def _nearby(

@@ -27,6 +27,9 @@ class MemoryStore(StateStore):
         self._partitions: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
         self._expiry: list[tuple[datetime, str]] = []  # heap; entries of evicted signals are skipped lazily
         self._seen: dict[str, datetime] = {}
+        # (time, key) of every seen mark, oldest first: forgetting reads only what it drops, where a scan of every
+        # mark (a day's events, kept as long as the longest window) made each sweep cost the whole horizon.
+        self._seen_order: list[tuple[datetime, str]] = []  # heap
         self._incidents: dict[str, Incident] = {}
         self._versions: dict[str, int] = {}
         self._handled: dict[str, int] = {}
@@ -62,14 +65,24 @@ class MemoryStore(StateStore):
         return len(self._signals)
 
     def _drop(self, signal_ids: list[str]) -> int:
+        doomed: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
         for signal_id in signal_ids:
             signal = self._signals.pop(signal_id)
             self._members.pop(signal_id, None)  # beyond every window: nothing can count it again
             for partition in self._partitions_of.pop(signal_id):
-                rows = self._partitions[partition]
-                del rows[bisect.bisect_left(rows, (signal.time, signal_id))]
-                if not rows:
-                    del self._partitions[partition]
+                doomed[partition].append((signal.time, signal_id))
+        for partition, entries in doomed.items():
+            rows = self._partitions[partition]
+            entries.sort()
+            if rows[: len(entries)] == entries:
+                # What expires is the oldest of a partition: one cut at its head, where deleting the rows one by
+                # one shifted a busy partition (a day of one principal's reads) once per row.
+                del rows[: len(entries)]
+            else:
+                for entry in entries:
+                    del rows[bisect.bisect_left(rows, entry)]
+            if not rows:
+                del self._partitions[partition]
         return len(signal_ids)
 
     def expire_signals(self, now: datetime) -> int:
@@ -94,14 +107,18 @@ class MemoryStore(StateStore):
 
     def mark_seen(self, key: str, time: datetime) -> None:
         with self._lock:
-            self._seen.setdefault(key, time)
+            if key not in self._seen:
+                self._seen[key] = time
+                heapq.heappush(self._seen_order, (time, key))
 
     def forget_events(self, before: datetime) -> int:
         with self._lock:
-            old = [key for key, time in self._seen.items() if time < before]
-            for key in old:
+            forgotten = 0
+            while self._seen_order and self._seen_order[0][0] < before:
+                _, key = heapq.heappop(self._seen_order)
                 del self._seen[key]
-            return len(old)
+                forgotten += 1
+            return forgotten
 
     def get_incident(self, incident_id: str) -> Incident | None:
         with self._lock:
