@@ -20,24 +20,30 @@ elsewhere, True when all do, None when it names none or the site lists no regist
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
 
 from correlators.config import Config
 from correlators.model import EntityType, NormalizedEvent, Resource
 
 
 def enrich(event: NormalizedEvent, config: Config) -> NormalizedEvent:
-    update: dict[str, Any] = {}
-    resources = event.resources
-    if config.assets and resources:
-        resources = [r.model_copy(update={"asset_class": asset_class_of(r, config)}) for r in resources]
-        update["resources"] = resources
+    """`event`, enriched in place and returned: the normalizer enriches the events it has just built, before
+    anything else sees them (a copy of each cost more than building it). A resource that takes an asset class is
+    replaced by one that has it; the others are kept as they are."""
+    if config.assets and event.resources:
+        event.resources = [_classified(resource, config) for resource in event.resources]
     if config.asset_writers:
-        classes = {r.asset_class for r in resources if r.asset_class}
-        update["declared_writer"] = declared_writer(event, classes, config)
+        classes = {r.asset_class for r in event.resources if r.asset_class}
+        event.declared_writer = declared_writer(event, classes, config)
     if config.allowed_image_registries and event.images:
-        update["image_allowed"] = all(config.image_allowed(image) for image in event.images)
-    return event.model_copy(update=update) if update else event
+        event.image_allowed = all(config.image_allowed(image) for image in event.images)
+    return event
+
+
+def _classified(resource: Resource, config: Config) -> Resource:
+    asset_class = asset_class_of(resource, config)
+    if asset_class == resource.asset_class:
+        return resource
+    return resource.model_copy(update={"asset_class": asset_class})
 
 
 def asset_class_of(resource: Resource, config: Config) -> str | None:
