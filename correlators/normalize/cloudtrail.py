@@ -153,8 +153,13 @@ def _apigateway(params: dict[str, Any], region: str | None) -> list[Resource | N
     return found
 
 
+_INSTANCE_KEYS = frozenset({"instanceId", "target", "instanceIds", "instancesSet"})
+
+
 def _instances(elements: dict[str, Any]) -> list[Resource | None]:
     """EC2 instance ids wherever EC2 and SSM put them: instanceId, instanceIds, instancesSet.items, target."""
+    if _INSTANCE_KEYS.isdisjoint(elements):
+        return []  # most calls name no instance, and this is asked of every request and response
     ids: list[Any] = [elements.get("instanceId"), elements.get("target")]
     if isinstance(elements.get("instanceIds"), list):
         ids += elements["instanceIds"]
