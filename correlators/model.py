@@ -215,11 +215,11 @@ def trusted(model: type[_Model], /, **values: Any) -> _Model:
     to its validated construction.
     """
     shape = _SHAPES.get(model) or _shape_of(model)
-    if not shape.required <= values.keys() <= shape.names:
-        missing = ", ".join(sorted(shape.required - values.keys()))
-        unknown = ", ".join(sorted(values.keys() - shape.names))
-        raise TypeError(f"{model.__name__}: missing {missing or '-'}; unknown {unknown or '-'}")
     fields = {**shape.template, **values}
+    if len(fields) > len(shape.template) or not shape.required <= values.keys():
+        missing = ", ".join(sorted(shape.required - values.keys()))
+        unknown = ", ".join(sorted(values.keys() - shape.template.keys()))
+        raise TypeError(f"{model.__name__}: missing {missing or '-'}; unknown {unknown or '-'}")
     for name, factory in shape.factories:
         if name not in values:
             fields[name] = factory()
@@ -235,7 +235,6 @@ def trusted(model: type[_Model], /, **values: Any) -> _Model:
 class _Shape:
     template: dict[str, Any]  # every field in declaration order (the order of `__dict__` after validation)
     required: frozenset[str]
-    names: frozenset[str]
     factories: tuple[tuple[str, Callable[[], Any]], ...]
 
 
@@ -253,5 +252,5 @@ def _shape_of(model: type[BaseModel]) -> _Shape:
         if field.default_factory is not None:
             factories.append((name, field.default_factory))  # type: ignore[arg-type]
     required = frozenset(name for name, field in model.model_fields.items() if field.is_required())
-    _SHAPES[model] = _Shape(template, required, frozenset(template), tuple(factories))
+    _SHAPES[model] = _Shape(template, required, tuple(factories))
     return _SHAPES[model]

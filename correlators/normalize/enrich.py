@@ -57,8 +57,8 @@ def asset_class_of(resource: Resource, config: Config) -> str | None:
 
 def declared_writer(event: NormalizedEvent, classes: set[str], config: Config) -> bool | None:
     principal = event.actor.principal if event.actor else None
-    if not principal or not principal.startswith("arn:"):
-        return None
+    if not classes or not principal or not principal.startswith("arn:"):
+        return None  # no class judged (most events touch no asset), or no IAM principal to judge
     verdicts = [config.declared_writer(name, principal) for name in sorted(classes)]
     judged = [verdict for verdict in verdicts if verdict is not None]
     if judged and any(fnmatch.fnmatchcase(principal, glob) for glob in config.guards.cordon_roles):
