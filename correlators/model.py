@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,7 +62,7 @@ class Entity(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.type.value}:{self.id}"
+        return f"{self.type}:{self.id}"  # a StrEnum formats as its value, without the slower `.value` look-up
 
     def __hash__(self) -> int:
         # Equal entities (same type and id) hash alike, as pydantic's frozen-model hash does, in one C call:
@@ -178,12 +178,11 @@ class NormalizedEvent(BaseModel):
         return tuple(self._collect_entities())
 
     def _collect_entities(self) -> list[Entity]:
-        found: dict[str, Entity] = {}
+        found: dict[tuple[EntityType, str], Entity] = {}
 
         def add(kind: EntityType, value: str | None) -> None:
-            if value:
-                entity = Entity(type=kind, id=value)
-                found.setdefault(entity.key, entity)
+            if value and (kind, value) not in found:
+                found[kind, value] = _entity(kind, value)
 
         if self.actor:
             add(EntityType.PRINCIPAL, self.actor.principal)
@@ -195,6 +194,12 @@ class NormalizedEvent(BaseModel):
         for resource in self.resources:
             add(resource.type, resource.id)
         return list(found.values())
+
+
+@lru_cache(maxsize=16384)
+def _entity(kind: EntityType, value: str) -> Entity:
+    """One shared Entity per kind and id (they are frozen): identities and assets recur event after event."""
+    return Entity(type=kind, id=value)
 
 
 # --- construction without validation, for values that are valid already ---
