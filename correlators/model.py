@@ -86,7 +86,10 @@ _SEVERITY_ORDER = list(Severity)
 
 
 class Actor(BaseModel):
-    """Who made the call, resolved to a stable principal (DESIGN principle 3)."""
+    """Who made the call, resolved to a stable principal (DESIGN principle 3). Frozen: the events of one identity
+    share one Actor."""
+
+    model_config = ConfigDict(frozen=True)
 
     principal: str | None = None  # ARN of the IAM user, the role (not the session), or the root
     principal_type: str | None = None  # CloudTrail userIdentity.type: IAMUser, AssumedRole, Root, AWSService ...
@@ -100,7 +103,10 @@ class Actor(BaseModel):
 
 
 class Resource(BaseModel):
-    """A resource the event names, typed by the entity kind it maps to."""
+    """A resource the event names, typed by the entity kind it maps to. Frozen: events naming the same resource
+    share one."""
+
+    model_config = ConfigDict(frozen=True)
 
     type: EntityType
     id: str  # ARN where one exists; s3://bucket/key for objects; instance id; access key id
