@@ -228,7 +228,10 @@ def _raw_getter(name: str) -> Callable[[NormalizedEvent], list[Any]]:
     )
     if len(parts) == 1:
         return partial(_read_key, name, steps)
-    return partial(_read_path, steps)
+    # The keys that join a part with the ones after it (`userIdentity.arn` at the top of `a.b.c`): when a dict
+    # on the path has none of them, as CloudTrail's never do, the path is followed without trying them.
+    joined = tuple(tuple(key for key, _ in step[1:]) for step in steps)
+    return partial(_read_plain_path, tuple(zip(parts, joined)), steps)
 
 
 def _read_key(key: str, steps: tuple[tuple[tuple[str, int], ...], ...], event: NormalizedEvent) -> list[Any]:
@@ -244,6 +247,32 @@ def _read_key(key: str, steps: tuple[tuple[tuple[str, int], ...], ...], event: N
         _flatten(value, out)
         return out
     return [value]
+
+
+def _read_plain_path(
+    plain: tuple[tuple[str, tuple[str, ...]], ...],
+    steps: tuple[tuple[tuple[str, int], ...], ...],
+    event: NormalizedEvent,
+) -> list[Any]:
+    """A dotted path through dicts only, as `_walk` reads it; anything else (a list along the way, a key with a
+    dot in it) is left to `_walk`."""
+    node: Any = event.raw
+    for part, joined in plain:
+        if type(node) is not dict:
+            if isinstance(node, (list, dict)):
+                return _read_path(steps, event)
+            return []  # a scalar before the path ends: nothing below it
+        for key in joined:
+            if key in node:
+                return _read_path(steps, event)
+        if part not in node:
+            return []
+        node = node[part]
+    if isinstance(node, list):
+        out: list[Any] = []
+        _flatten(node, out)
+        return out
+    return [node]
 
 
 def _read_path(steps: tuple[tuple[tuple[str, int], ...], ...], event: NormalizedEvent) -> list[Any]:
