@@ -187,6 +187,55 @@ def _lowered_texts(values: list[Any]) -> tuple[str, ...]:
     return tuple(text.lower() for text in map(value_text, values) if text is not None)
 
 
+# What `one_string` readers give when the field is not exactly one string: read it through `FieldView` instead.
+NOT_ONE_STRING = object()
+
+
+def one_string(name: str) -> tuple[str | None, Callable[[NormalizedEvent], Any]]:
+    """How to read a field that usually holds one string, for the rule index, which reads a handful of fields of
+    every event: the top-level raw key to look up in `event.raw` (a dict), if the name is one, else a reader.
+
+    When the key's value, or what the reader gives, is a `str`, `FieldView.get(name)` is that string alone;
+    anything else (absent, a list, a number, `NOT_ONE_STRING`) says nothing, and the caller asks the view.
+    """
+    if name.startswith("cordon."):
+        read = _CORDON_FIELDS.get(name)
+        if read is None:  # an alarm dimension
+            return None, partial(_alarm_dimension, name.removeprefix(_ALARM_DIMENSION_PREFIX))
+        return None, read
+    parts = name.split(".")
+    if len(parts) == 1:
+        return name, _not_one_string
+    return None, partial(_one_plain_path, _plain_steps(parts))
+
+
+def _not_one_string(event: NormalizedEvent) -> object:
+    return NOT_ONE_STRING
+
+
+def _plain_steps(parts: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each part of a dotted path with the keys that join it to the parts after it (`a.b`, `a.b.c` for `a` of
+    `a.b.c`): a dict holding none of those is followed by the part alone."""
+    return tuple(
+        (part, tuple(".".join(parts[start:end]) for end in range(start + 2, len(parts) + 1)))
+        for start, part in enumerate(parts)
+    )
+
+
+def _one_plain_path(plain: tuple[tuple[str, tuple[str, ...]], ...], event: NormalizedEvent) -> Any:
+    """The value at the end of a dotted path through dicts, none of which holds a key with a dot in it; else
+    NOT_ONE_STRING (the caller then reads the path as `_walk` does)."""
+    node: Any = event.raw
+    for part, joined in plain:
+        if type(node) is not dict:
+            return NOT_ONE_STRING
+        for key in joined:
+            if key in node:
+                return NOT_ONE_STRING
+        node = node.get(part)
+    return node
+
+
 # Field name -> how to read it from an event, built on first use: rules name a bounded set of fields, and a
 # getter made once spares every event the prefix test and the splitting of dotted paths.
 _GETTERS: dict[str, Callable[[NormalizedEvent], list[Any]]] = {}
@@ -230,8 +279,7 @@ def _raw_getter(name: str) -> Callable[[NormalizedEvent], list[Any]]:
         return partial(_read_key, name, steps)
     # The keys that join a part with the ones after it (`userIdentity.arn` at the top of `a.b.c`): when a dict
     # on the path has none of them, as CloudTrail's never do, the path is followed without trying them.
-    joined = tuple(tuple(key for key, _ in step[1:]) for step in steps)
-    return partial(_read_plain_path, tuple(zip(parts, joined)), steps)
+    return partial(_read_plain_path, _plain_steps(parts), steps)
 
 
 def _read_key(key: str, steps: tuple[tuple[tuple[str, int], ...], ...], event: NormalizedEvent) -> list[Any]:

@@ -12,13 +12,18 @@ every rule gives them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from correlators.sigma.fields import FieldView
+from correlators.model import NormalizedEvent
+from correlators.sigma.fields import FieldView, one_string
 from correlators.sigma.rules import DetectionRule
 
-# Distinct sets of candidates remembered: a handful per kind of call, bounded against an unusual stream.
+# Distinct sets of candidates, and distinct strings per field, remembered: a handful per kind of call, bounded
+# against an unusual stream (user agents).
 _MAX_REMEMBERED = 4096
+
+_Field = tuple[str, str | None, Callable[[NormalizedEvent], Any], dict[str, int], dict[str, int]]
 
 
 class RuleIndex:
@@ -47,7 +52,12 @@ class RuleIndex:
                 by_text = by_value.setdefault(field, {})
                 for text in alternative[field]:
                     by_text[text] = by_text.get(text, 0) | bit
-        self._by_value = tuple(by_value.items())
+        # Per field: the raw key or reader that gives its usual one string (`fields.one_string`), pinned text >
+        # rules, and a value seen as the field's one string > the rules its lower-cased text picks (the same few
+        # strings recur event after event, so each is lower-cased and looked up once).
+        self._by_value: tuple[_Field, ...] = tuple(
+            (field, *one_string(field), by_text, {}) for field, by_text in by_value.items()
+        )
         self._chosen: dict[int, tuple[DetectionRule, ...]] = {}
 
     def __bool__(self) -> bool:
@@ -56,9 +66,20 @@ class RuleIndex:
     def candidates(self, view: FieldView) -> tuple[DetectionRule, ...]:
         """The rules that may match the event, in rule-set order; the others cannot."""
         mask = self._always
-        for field, by_text in self._by_value:
-            for text in view.texts(field):
-                mask |= by_text.get(text, 0)
+        event = view.event
+        raw = event.raw
+        for field, key, read, by_text, by_string in self._by_value:
+            value = raw.get(key) if key is not None else read(event)
+            if type(value) is str:
+                bits = by_string.get(value)
+                if bits is None:
+                    bits = by_text.get(value.lower(), 0)  # `view.texts(field)` of one string
+                    if len(by_string) < _MAX_REMEMBERED:
+                        by_string[value] = bits
+                mask |= bits
+            else:
+                for text in view.texts(field):
+                    mask |= by_text.get(text, 0)
         chosen = self._chosen.get(mask)
         if chosen is None:
             chosen = tuple(rule for position, rule in enumerate(self._rules) if mask >> position & 1)

@@ -17,7 +17,7 @@ from correlators.sigma import DetectionRule, FieldView, load_rules
 from correlators.sigma.index import RuleIndex
 
 # Few fields and values, so that rules and events meet often, a field's several values meet several selections.
-FIELDS = ("eventName", "userAgent", "userIdentity.type")
+FIELDS = ("eventName", "userAgent", "userIdentity.type", "cordon.action")
 TEXTS = ("Get", "gET", "Put", "s3", "")
 MODIFIERS = ("", "", "", "", "|contains", "|startswith", "|endswith", "|cased")
 
@@ -78,7 +78,10 @@ _field_values = st.one_of(_scalars, st.lists(_scalars, max_size=3), st.lists(st.
 def _raw_events(draw: st.DrawFn) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for field in FIELDS:
-        if draw(st.booleans()):
+        if field.startswith("cordon."):
+            # Read from the normalized event, not `raw`: `_event` takes it out
+            raw[field] = draw(st.one_of(st.none(), st.sampled_from(TEXTS)))
+        elif draw(st.booleans()):
             value = draw(_field_values if field != FIELDS[0] else st.one_of(_field_values, st.just(["put", "GET"])))
             head, _, rest = field.partition(".")
             if rest and not draw(st.integers(0, 4)):
@@ -87,7 +90,22 @@ def _raw_events(draw: st.DrawFn) -> dict[str, Any]:
                 raw.setdefault(head, {})[rest] = value
             else:
                 raw[field] = value
+    shape = draw(st.integers(0, 5))
+    if "userIdentity" in raw and shape == 0:
+        raw["userIdentity"] = [raw["userIdentity"], {"type": "s3"}]  # a list along the path: every item is read
+    elif shape == 1:
+        raw["userIdentity"] = draw(_scalars)  # a scalar where the path goes on: nothing below it
+    elif shape == 2:
+        raw["userIdentity.type"] = draw(st.sampled_from(TEXTS))  # beside a nested one, maybe: both are read
     return raw
+
+
+def _event(raw: dict[str, Any]) -> NormalizedEvent:
+    action = raw.get("cordon.action")
+    raw = {name: value for name, value in raw.items() if name != "cordon.action"}
+    return NormalizedEvent(
+        event_id="e", time=datetime(2024, 1, 1, tzinfo=UTC), source=EventSource.CLOUDTRAIL, action=action, raw=raw
+    )
 
 
 def _load(texts: list[str]) -> list[DetectionRule]:
@@ -113,13 +131,18 @@ def _rule_text(selections: str, condition: str) -> str:
 @example(
     [_rule_text("  a:\n    eventName: Get\n  b:\n    eventName: Put\n", "a and b")], [{"eventName": ["put", "GET"]}]
 )
+# Rare too: a dotted key beside the nested one it spells, each read; and a list along a dotted path.
+@example(
+    [_rule_text("  a:\n    userIdentity.type: Put\n", "a")],
+    [
+        {"userIdentity": {"type": "Get"}, "userIdentity.type": "Put"},
+        {"userIdentity": [{"type": "s3"}, {"type": "put"}]},
+    ],
+)
 def test_index_and_match_find_what_a_scan_of_every_rule_finds(texts: list[str], raws: list[dict[str, Any]]) -> None:
     rules = _load(texts)
     index = RuleIndex(rules)
     for raw in raws:
-        event = NormalizedEvent(
-            event_id="e", time=datetime(2024, 1, 1, tzinfo=UTC), source=EventSource.CLOUDTRAIL, raw=raw
-        )
-        view = FieldView(event)
+        view = FieldView(_event(raw))
         scanned = [rule for rule in rules if rule.matches(view)]
         assert [rule for rule in index.candidates(view) if rule.matches(view)] == scanned, (texts, raw)
