@@ -151,13 +151,9 @@ class FieldView:
         """The lower-cased texts of the field's values (`value_text`): what case-insensitive tests compare."""
         found = self._texts.get(name)
         if found is None:
-            # `get` inlined: the index asks for a handful of fields of every event, each once
-            values = self._cache.get(name)
-            if values is None:
-                getter = _GETTERS.get(name) or _getter(name)
-                values = self._cache[name] = getter(self._event)
-            one_string = len(values) == 1 and type(values[0]) is str  # most fields
-            found = self._texts[name] = (values[0].lower(),) if one_string else _lowered_texts(values)
+            # Most fields hold one string: read straight, without the list `get` makes and keeps
+            value = (_ONE_STRING.get(name) or _one_string_reader(name))(self._event)
+            found = self._texts[name] = (value.lower(),) if type(value) is str else _lowered_texts(self.get(name))
         return found
 
     def all_values(self) -> Iterator[Any]:
@@ -205,12 +201,21 @@ def one_string(name: str) -> tuple[str | None, Callable[[NormalizedEvent], Any]]
         return None, read
     parts = name.split(".")
     if len(parts) == 1:
-        return name, _not_one_string
+        return name, partial(_one_key, name)
     return None, partial(_one_plain_path, _plain_steps(parts))
 
 
-def _not_one_string(event: NormalizedEvent) -> object:
-    return NOT_ONE_STRING
+# Field name -> the reader `one_string` gives for it, for `FieldView.texts`.
+_ONE_STRING: dict[str, Callable[[NormalizedEvent], Any]] = {}
+
+
+def _one_string_reader(name: str) -> Callable[[NormalizedEvent], Any]:
+    read = _ONE_STRING[name] = one_string(name)[1]
+    return read
+
+
+def _one_key(key: str, event: NormalizedEvent) -> Any:
+    return event.raw.get(key)
 
 
 def _plain_steps(parts: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -4,14 +4,21 @@ gives (every key, dotted keys too, lists flattened), and `texts` the lower-cased
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from correlators.config import load_config
+from correlators.errors import EventRejectedError
+from correlators.ingest import RawRecord, read_inputs
 from correlators.model import EventSource, NormalizedEvent
+from correlators.normalize import normalize
 from correlators.sigma import FieldView
+from correlators.sigma.fields import CORDON_FIELDS, value_text
 
 KEYS = ("a", "b", "a.b", "b.a", "a.b.a")
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.floats(allow_nan=False), st.sampled_from("aAbÉ"))
@@ -59,3 +66,27 @@ def test_getters_read_what_the_plain_reading_reads(raw: dict[str, Any], paths: l
         assert view.get(path) == expected
         texts = [text.lower() for text in map(_text, expected) if text is not None]
         assert list(view.texts(path)) == texts
+
+
+def test_texts_of_every_cordon_field_are_the_lowered_texts_of_its_values() -> None:
+    # GIVEN the events of the demo scenarios: findings, alarms, Config verdicts and API calls on ML assets
+    repo = Path(__file__).resolve().parents[2]
+    config = load_config(repo / "examples" / "cordon.yaml")
+    inputs = [str(repo / "examples" / folder) for folder in ("scenarios", "fixtures")]
+    events: list[NormalizedEvent] = []
+    for item in read_inputs(inputs):
+        if isinstance(item, RawRecord):
+            with suppress(EventRejectedError):  # an EC2 state change the demo sends for its rejection
+                events += normalize(item, config)
+    dimensions = {f"cordon.alarm.dimensions.{name}" for e in events if e.alarm for name in e.alarm.dimensions}
+    assert len(events) > 50 and dimensions
+    names = sorted(CORDON_FIELDS - {"cordon.alarm.dimensions.<Name>"} | dimensions)
+
+    for event in events:
+        for name in names:
+            # WHEN a fresh view is asked for the texts first (the shortcut for one string), and another for values
+            texts = FieldView(event).texts(name)
+            values = FieldView(event).get(name)
+
+            # THEN the texts are what `value_text` makes of the values, lower-cased
+            assert list(texts) == [text.lower() for text in map(value_text, values) if text is not None], name
