@@ -1,6 +1,7 @@
 """The rule index never leaves out a rule that matches, for any rule and any event: generated rules (equality,
-modifiers, lists, null, exists, NOT, AND, OR, several selections) on generated events (case variants, lists,
-numbers, nulls, missing and nested fields), index and match against a scan of every rule."""
+modifiers, regular expressions, lists, null, exists, NOT, AND, OR, several selections) on generated events (case
+variants, lists, objects, numbers, nulls, missing and nested fields), index and match against a scan of every
+rule."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from correlators.sigma.index import RuleIndex
 # Few fields and values, so that rules and events meet often, a field's several values meet several selections.
 FIELDS = ("eventName", "userAgent", "userIdentity.type", "cordon.action")
 TEXTS = ("Get", "gET", "Put", "s3", "")
-MODIFIERS = ("", "", "", "", "|contains", "|startswith", "|endswith", "|cased")
+MODIFIERS = ("", "", "", "", "|contains", "|startswith", "|endswith", "|cased", "|re", "|re|i")
 
-_values = st.one_of(st.sampled_from(("Get", "Put")), st.sampled_from(("s3", "et", "", "1")))
+# Patterns too (`|re`): a dot, anchors and a class around the literals the index pins.
+_values = st.one_of(st.sampled_from(("Get", "Put")), st.sampled_from(("s3", "et", "", "1", "G.t", "^Pu", "[gG]et")))
 _items = st.tuples(
     st.sampled_from((FIELDS[0], *FIELDS)),
     st.one_of(
@@ -71,7 +73,13 @@ def _rule_texts(draw: st.DrawFn) -> str:
 
 
 _scalars = st.one_of(st.sampled_from(TEXTS), st.none(), st.integers(0, 2), st.booleans())
-_field_values = st.one_of(_scalars, st.lists(_scalars, max_size=3), st.lists(st.sampled_from(TEXTS), max_size=3))
+_objects = st.fixed_dictionaries({"a": st.sampled_from(TEXTS)})  # matched as its JSON text, `{"a":"Get"}`
+_field_values = st.one_of(
+    _scalars,
+    _objects,
+    st.lists(st.one_of(_scalars, _objects), max_size=3),
+    st.lists(st.sampled_from(TEXTS), max_size=3),
+)
 
 
 @st.composite
@@ -138,6 +146,11 @@ def _rule_text(selections: str, condition: str) -> str:
         {"userIdentity": {"type": "Get"}, "userIdentity.type": "Put"},
         {"userIdentity": [{"type": "s3"}, {"type": "put"}]},
     ],
+)
+# A regular expression compares case-sensitively, on one string, in a list, on an object's JSON text.
+@example(
+    [_rule_text("  a:\n    eventName|re: Get\n", "a"), _rule_text("  a:\n    userAgent|re: G.t\n", "a")],
+    [{"eventName": "Get"}, {"eventName": ["put", "Get"], "userAgent": "Gxt"}, {"eventName": {"a": "Get"}}],
 )
 def test_index_and_match_find_what_a_scan_of_every_rule_finds(texts: list[str], raws: list[dict[str, Any]]) -> None:
     rules = _load(texts)
