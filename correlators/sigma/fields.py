@@ -191,8 +191,9 @@ def one_string(name: str) -> tuple[str | None, Callable[[NormalizedEvent], Any]]
     """How to read a field that usually holds one string, for the rule index, which reads a handful of fields of
     every event: the top-level raw key to look up in `event.raw` (a dict), if the name is one, else a reader.
 
-    When the key's value, or what the reader gives, is a `str`, `FieldView.get(name)` is that string alone;
-    anything else (absent, a list, a number, `NOT_ONE_STRING`) says nothing, and the caller asks the view.
+    When the key's value, or what the reader gives, is a `str`, `FieldView.get(name)` is that string alone; when
+    it is None or `[]`, the field has no value but null (`get` is `[]` or `[None]`); anything else (a list, a
+    number, `NOT_ONE_STRING`) says nothing, and the caller asks the view.
     """
     if name.startswith("cordon."):
         read = _CORDON_FIELDS.get(name)

@@ -7,8 +7,8 @@ whose selections pin different fields has several), so each alternative is index
 one with the most distinct values across all rules, the most selective. Besides exact texts a field can be pinned
 to contain a literal (a case-sensitive `|re`) or to exist (`|exists: true`), tested once per distinct string, so
 rules such as SigmaHQ's IMDS rule (`userIdentity.arn|re`) and `ml_asset_access` no longer run on every event.
-Rules with an alternative that pins nothing run on every event. Candidates keep the rule set's order, so signals come out in the order a scan of
-every rule gives them.
+Rules with an alternative that pins nothing run on every event. Candidates keep the rule set's order, so signals
+come out in the order a scan of every rule gives them.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class RuleIndex:
                     if len(by_string) < _MAX_REMEMBERED:
                         by_string[value] = bits
                 mask |= bits
-            else:
+            elif value is not None and value != []:  # None or []: no value but null, nothing met
                 mask |= _met_by_values(view, field, by_text, contains, exists)
         chosen = self._chosen.get(mask)
         if chosen is None:
@@ -128,8 +128,9 @@ def _met_by_values(
 ) -> int:
     """The rules a field that is not one string meets: absent, null, a number, a list, an object."""
     bits = 0
-    for text in view.texts(field):
-        bits |= by_text.get(text, 0)
+    if by_text:
+        for text in view.texts(field):
+            bits |= by_text.get(text, 0)
     if contains or exists:
         values = view.get(field)
         if values and all(value is not None for value in values):  # not null: `|exists: true`

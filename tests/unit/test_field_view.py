@@ -18,7 +18,7 @@ from correlators.ingest import RawRecord, read_inputs
 from correlators.model import EventSource, NormalizedEvent
 from correlators.normalize import normalize
 from correlators.sigma import FieldView
-from correlators.sigma.fields import CORDON_FIELDS, value_text
+from correlators.sigma.fields import CORDON_FIELDS, one_string, value_text
 
 KEYS = ("a", "b", "a.b", "b.a", "a.b.a")
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.floats(allow_nan=False), st.sampled_from("aAbÉ"))
@@ -66,6 +66,22 @@ def test_getters_read_what_the_plain_reading_reads(raw: dict[str, Any], paths: l
         assert view.get(path) == expected
         texts = [text.lower() for text in map(_text, expected) if text is not None]
         assert list(view.texts(path)) == texts
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(KEYS), _json, max_size=4), _paths)
+def test_one_string_readers_keep_their_promise(raw: dict[str, Any], path: str) -> None:
+    # GIVEN the shortcut the rule index and `texts` take for a field that holds one string
+    event = NormalizedEvent(event_id="e", time=datetime(2024, 1, 1, tzinfo=UTC), source=EventSource.CLOUDTRAIL, raw=raw)
+    key, read = one_string(path)
+    # WHEN it reads the field
+    value = raw.get(key) if key is not None else read(event)
+    # THEN a string is the field's one value, and None or [] a field with no value but null
+    values = FieldView(event).get(path)
+    if isinstance(value, str):
+        assert values == [value]
+    elif value is None or value == []:
+        assert all(item is None for item in values)
 
 
 def test_texts_of_every_cordon_field_are_the_lowered_texts_of_its_values() -> None:
