@@ -14,10 +14,8 @@ come out in the order a scan of every rule gives them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from correlators.model import NormalizedEvent
 from correlators.sigma.fields import FieldView, one_string, value_text
 from correlators.sigma.pins import Contains, Needle
 from correlators.sigma.rules import DetectionRule
@@ -25,18 +23,6 @@ from correlators.sigma.rules import DetectionRule
 # Distinct sets of candidates, and distinct strings per field, remembered: a handful per kind of call, bounded
 # against an unusual stream (user agents).
 _MAX_REMEMBERED = 4096
-
-# field, raw key, reader, exact text > rules, (literal, rules) contained, rules the field's existence meets,
-# one string seen > rules
-_Field = tuple[
-    str,
-    str | None,
-    Callable[[NormalizedEvent], Any],
-    dict[str, int],
-    tuple[tuple[str, int], ...],
-    int,
-    dict[str, int],
-]
 
 
 class RuleIndex:
@@ -66,11 +52,11 @@ class RuleIndex:
                 bits = by_needle.setdefault(field, {})
                 for needle in alternative[field]:
                     bits[needle] = bits.get(needle, 0) | bit
-        # Per field: the raw key or reader that gives its usual one string (`fields.one_string`), the needles'
-        # rules, and a value seen as the field's one string > the rules its needles pick (the same few strings
-        # recur event after event, so each is lower-cased and looked up once).
-        self._by_value: tuple[_Field, ...] = tuple(
-            (field, *one_string(field), *_needles(bits), {}) for field, bits in by_needle.items()
+        # Per field: the raw key or reader that gives its usual one string (`fields.one_string`), the strings seen
+        # so far > the rules they meet (the same few recur event after event, so each is tested once), the field.
+        self._fields = tuple(
+            (*one_string(pinned.name), pinned.by_string, pinned)
+            for pinned in (_PinnedField(field, bits) for field, bits in by_needle.items())
         )
         self._chosen: dict[int, tuple[DetectionRule, ...]] = {}
 
@@ -82,20 +68,13 @@ class RuleIndex:
         mask = self._always
         event = view.event
         raw = event.raw
-        for field, key, read, by_text, contains, exists, by_string in self._by_value:
+        for key, read, by_string, pinned in self._fields:
             value = raw.get(key) if key is not None else read(event)
             if type(value) is str:  # `view.get(field)` is `[value]`, its text `value`
                 bits = by_string.get(value)
-                if bits is None:
-                    bits = by_text.get(value.lower(), 0) | exists
-                    for literal, more in contains:
-                        if literal in value:
-                            bits |= more
-                    if len(by_string) < _MAX_REMEMBERED:
-                        by_string[value] = bits
-                mask |= bits
+                mask |= pinned.met_by_string(value) if bits is None else bits
             elif value is not None and value != []:  # None or []: no value but null, nothing met
-                mask |= _met_by_values(view, field, by_text, contains, exists)
+                mask |= pinned.met_by_values(view)
         chosen = self._chosen.get(mask)
         if chosen is None:
             chosen = tuple(rule for position, rule in enumerate(self._rules) if mask >> position & 1)
@@ -108,35 +87,48 @@ def _exact(needles: frozenset[Needle]) -> bool:
     return all(isinstance(needle, str) for needle in needles)
 
 
-def _needles(bits: dict[Needle, int]) -> tuple[dict[str, int], tuple[tuple[str, int], ...], int]:
-    """A field's needles by kind: exact text > rules, (literal, rules) for `Contains`, rules for `EXISTS`."""
-    by_text: dict[str, int] = {}
-    contains: list[tuple[str, int]] = []
-    exists = 0
-    for needle, rules in bits.items():
-        if isinstance(needle, str):
-            by_text[needle] = rules
-        elif isinstance(needle, Contains):
-            contains.append((needle.literal, rules))
-        else:
-            exists |= rules
-    return by_text, tuple(contains), exists
+class _PinnedField:
+    """One field the index reads: the rules each of its needles picks, by kind of needle."""
 
+    __slots__ = ("by_string", "by_text", "contains", "exists", "name")
 
-def _met_by_values(
-    view: FieldView, field: str, by_text: dict[str, int], contains: tuple[tuple[str, int], ...], exists: int
-) -> int:
-    """The rules a field that is not one string meets: absent, null, a number, a list, an object."""
-    bits = 0
-    if by_text:
-        for text in view.texts(field):
-            bits |= by_text.get(text, 0)
-    if contains or exists:
-        values = view.get(field)
-        if values and all(value is not None for value in values):  # not null: `|exists: true`
-            bits |= exists
-        texts = [text for text in map(value_text, values) if text is not None]
-        for literal, rules in contains:
-            if any(literal in text for text in texts):
+    def __init__(self, name: str, bits: dict[Needle, int]) -> None:
+        self.name = name
+        self.by_text: dict[str, int] = {}  # exact lower-cased text > rules
+        contains: list[tuple[str, int]] = []  # (literal, rules)
+        self.exists = 0  # rules met by any value but null
+        for needle, rules in bits.items():
+            if isinstance(needle, str):
+                self.by_text[needle] = rules
+            elif isinstance(needle, Contains):
+                contains.append((needle.literal, rules))
+            else:
+                self.exists |= rules
+        self.contains = tuple(contains)
+        self.by_string: dict[str, int] = {}  # the field's one string, seen before > rules it meets
+
+    def met_by_string(self, value: str) -> int:
+        """The rules the field meets when it is the one string `value`, remembered."""
+        bits = self.by_text.get(value.lower(), 0) | self.exists
+        for literal, rules in self.contains:
+            if literal in value:
                 bits |= rules
-    return bits
+        if len(self.by_string) < _MAX_REMEMBERED:
+            self.by_string[value] = bits
+        return bits
+
+    def met_by_values(self, view: FieldView) -> int:
+        """The rules the field meets when it is not one string: a list, a number, an object, a null among others."""
+        bits = 0
+        if self.by_text:
+            for text in view.texts(self.name):
+                bits |= self.by_text.get(text, 0)
+        if self.contains or self.exists:
+            values = view.get(self.name)
+            if values and all(value is not None for value in values):  # not null: `|exists: true`
+                bits |= self.exists
+            texts = [text for text in map(value_text, values) if text is not None]
+            for literal, rules in self.contains:
+                if any(literal in text for text in texts):
+                    bits |= rules
+        return bits
