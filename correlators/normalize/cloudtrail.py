@@ -11,7 +11,7 @@ from typing import Any
 from correlators.model import EventSource, NormalizedEvent, Resource, trusted
 from correlators.normalize import identity, sagemaker
 from correlators.normalize import resources as res
-from correlators.normalize.fields import Envelope, SourceModel, Timestamp, dig, text, validate
+from correlators.normalize.fields import NO_ENVELOPE, Envelope, SourceModel, Timestamp, dig, text, validate
 
 LABEL = "CloudTrail record"
 
@@ -38,7 +38,7 @@ def looks_like_cloudtrail(document: dict[str, Any]) -> bool:
 
 
 def normalize_cloudtrail(document: dict[str, Any], origin: str, envelope: Envelope | None = None) -> NormalizedEvent:
-    envelope = envelope or Envelope()
+    envelope = envelope or NO_ENVELOPE
     record = validate(CloudTrailRecord, _with_insight_fields(document), LABEL)
     account = record.recipientAccountId or text(dig(record.userIdentity, "accountId")) or envelope.account
     region = record.awsRegion or envelope.region
