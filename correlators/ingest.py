@@ -34,6 +34,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
@@ -210,9 +211,9 @@ def _read_text_lines(lines: Iterator[bytes], name: str) -> Iterator[Item]:
     if not head or not head[-1].strip():
         return
     if _parses(head[-1]):
-        yield from _read_json_lines(_chain(head, lines), name)
+        yield from _read_json_lines(chain(head, lines), name)
         return
-    data = b"".join(_chain(head, lines))
+    data = b"".join(chain(head, lines))
     document = _read_document(data, name)
     first = next(document, None)
     if isinstance(first, Rejection) and _mostly_json_lines(data):
@@ -228,11 +229,6 @@ def _mostly_json_lines(data: bytes) -> bool:
     # that parse alone (and those are small nested objects, never half of them).
     rest = [line for line in data.split(b"\n") if line.strip()][1:]
     return bool(rest) and 2 * sum(isinstance(_loads(line), dict | list) for line in rest) >= len(rest)
-
-
-def _chain(head: list[bytes], lines: Iterator[bytes]) -> Iterator[bytes]:
-    yield from head
-    yield from lines
 
 
 _INVALID = object()
