@@ -401,8 +401,8 @@ _CONTAINER_KEYS = tuple(dict.fromkeys(path[0] for path in _CONTAINER_PATHS))
 
 
 def _container_path(value: dict[str, Any]) -> tuple[str, ...] | None:
-    if not any(map(value.__contains__, _CONTAINER_KEYS)):
-        return None  # a record, as almost every line is: told in C, without walking the paths
+    if value.keys().isdisjoint(_CONTAINER_KEYS):
+        return None  # a record, as almost every line is: told in C (three look-ups), without walking the paths
     for path in _CONTAINER_PATHS:
         node: Any = value
         for key in path:
