@@ -11,7 +11,7 @@ from typing import Any
 from correlators.model import EventSource, NormalizedEvent, Resource, trusted
 from correlators.normalize import identity, sagemaker
 from correlators.normalize import resources as res
-from correlators.normalize.fields import Envelope, SourceModel, Timestamp, dig, text, validate
+from correlators.normalize.fields import NO_ENVELOPE, Envelope, JsonObject, SourceModel, Timestamp, dig, text, validate
 
 LABEL = "CloudTrail record"
 
@@ -23,13 +23,13 @@ class CloudTrailRecord(SourceModel):
     eventName: str
     awsRegion: str | None = None
     recipientAccountId: str | None = None
-    userIdentity: dict[str, Any] | None = None
+    userIdentity: JsonObject | None = None
     sourceIPAddress: str | None = None
     userAgent: str | None = None
     errorCode: str | None = None
-    requestParameters: dict[str, Any] | None = None
-    responseElements: dict[str, Any] | None = None
-    resources: list[dict[str, Any]] | None = None
+    requestParameters: JsonObject | None = None
+    responseElements: JsonObject | None = None
+    resources: list[JsonObject] | None = None
 
 
 def looks_like_cloudtrail(document: dict[str, Any]) -> bool:
@@ -38,7 +38,7 @@ def looks_like_cloudtrail(document: dict[str, Any]) -> bool:
 
 
 def normalize_cloudtrail(document: dict[str, Any], origin: str, envelope: Envelope | None = None) -> NormalizedEvent:
-    envelope = envelope or Envelope()
+    envelope = envelope or NO_ENVELOPE
     record = validate(CloudTrailRecord, _with_insight_fields(document), LABEL)
     account = record.recipientAccountId or text(dig(record.userIdentity, "accountId")) or envelope.account
     region = record.awsRegion or envelope.region

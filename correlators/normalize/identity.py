@@ -61,8 +61,7 @@ def _last_segment(arn: str | None) -> str | None:
 
 
 class _UserIdentity(NamedTuple):
-    """The strings of a CloudTrail `userIdentity` that identity resolution reads, with the record's account: a
-    hashable key, so an identity seen before (most are, hour after hour) resolves to the Actor it gave then."""
+    """The strings of a CloudTrail `userIdentity` that identity resolution reads, with the record's account."""
 
     kind: str | None  # type
     arn: str | None
@@ -82,27 +81,63 @@ def from_cloudtrail(identity: Any, account: str | None) -> Actor | None:
     The same identity gives the same (shared) Actor: events never change theirs."""
     if not isinstance(identity, dict) or not identity:
         return None
-    session = mapping(identity.get("sessionContext"))
-    issuer = mapping(session.get("sessionIssuer"))
-    return _cloudtrail_actor(
+    # The values as they stand are the cache key, in one tuple: checking each one's type first (`text`) cost more
+    # than the rest of the resolution, and is done once per distinct identity instead, in `_resolve`.
+    get = identity.get
+    session = get("sessionContext")
+    issuer = session.get("sessionIssuer") if isinstance(session, dict) else None
+    if not isinstance(issuer, dict):
+        issuer = {}
+    on_behalf_of = get("onBehalfOf")
+    key = (
+        get("type"),
+        get("arn"),
+        get("accountId"),
+        account,
+        get("accessKeyId"),
+        get("invokedBy"),
+        get("userName"),
+        get("principalId"),
+        issuer.get("arn"),
+        issuer.get("userName"),
+        isinstance(session, dict) and session.get("ec2RoleDelivery") is not None,
+        on_behalf_of.get("userId") if isinstance(on_behalf_of, dict) else None,
+    )
+    try:
+        return _cloudtrail_actor(key)
+    except TypeError:  # an object or a list where a string belongs (unhashable): never cached, never read
+        return _resolve(key)
+
+
+_RawIdentity = tuple[Any, Any, Any, str | None, Any, Any, Any, Any, Any, Any, bool, Any]
+
+
+@lru_cache(maxsize=4096)
+def _cloudtrail_actor(raw: _RawIdentity) -> Actor:
+    # Equal keys resolve alike: `text` keeps only strings, and a string equals nothing but a string.
+    return _resolve(raw)
+
+
+def _resolve(raw: _RawIdentity) -> Actor:
+    kind, arn, account_id, account, access_key, invoked_by, user_name, principal_id, issuer_arn, issuer_name = raw[:10]
+    return _actor_of(
         _UserIdentity(
-            kind=text(identity.get("type")),
-            arn=text(identity.get("arn")),
-            account=text(identity.get("accountId")) or account,
-            access_key=text(identity.get("accessKeyId")),
-            invoked_by=text(identity.get("invokedBy")),
-            user_name=text(identity.get("userName")),
-            principal_id=text(identity.get("principalId")),
-            issuer_arn=text(issuer.get("arn")),
-            issuer_user_name=text(issuer.get("userName")),
-            from_ec2=session.get("ec2RoleDelivery") is not None,
-            on_behalf_of=text(dig(identity, "onBehalfOf", "userId")),
+            kind=text(kind),
+            arn=text(arn),
+            account=text(account_id) or account,
+            access_key=text(access_key),
+            invoked_by=text(invoked_by),
+            user_name=text(user_name),
+            principal_id=text(principal_id),
+            issuer_arn=text(issuer_arn),
+            issuer_user_name=text(issuer_name),
+            from_ec2=raw[10],
+            on_behalf_of=text(raw[11]),
         )
     )
 
 
-@lru_cache(maxsize=4096)
-def _cloudtrail_actor(who: _UserIdentity) -> Actor:
+def _actor_of(who: _UserIdentity) -> Actor:
     resolve = _RESOLVERS.get(who.kind or "", _other)
     return Actor(
         principal_type=who.kind, account=who.account, access_key=who.access_key, invoked_by=who.invoked_by
