@@ -12,6 +12,11 @@ An event is marked seen in the transaction that holds its writes, so a crash los
 marks included, and a rerun processes those events again. The batch holds the file's write lock: another
 process writes before or after it, never in between, so every conditional commit still checks the database it
 writes to; others only see the batch once it commits. Unbatched, every write commits by itself.
+
+An incident's document is written once per transaction, not once per commit: a commit writes the version row
+(what the next commit's condition checks) and keeps the incident; the transaction writes the documents of the
+incidents it changed just before it commits. A busy incident changes hundreds of times in a batch and its document
+runs to tens of kilobytes: written each time, it was most of a commit's cost.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class SqliteStore(StateStore):
         self._cache: OrderedDict[str, Signal] = OrderedDict()
         # Parsed incidents by id, checked against the row's version on every read (another process may write).
         self._incidents: OrderedDict[str, Incident] = OrderedDict()
+        # Incidents committed in the open transaction whose document is not written yet (`_write_documents`).
+        self._unwritten: dict[str, Incident] = {}
         self._lock = threading.RLock()
         self._batched = batched
         self._batch_events = 0  # events marked seen in the open transaction
@@ -134,12 +141,35 @@ class SqliteStore(StateStore):
         """Commit the open batch: everything written so far is durable."""
         with self._lock:
             if self._batch_started is not None:
-                self._db.execute("COMMIT")
+                try:
+                    self._write_documents()
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._abandon_batch()
+                    raise
                 self._batch_started = None
                 self._batch_events = 0
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+
+    def _write_documents(self) -> None:
+        """Write the documents of the incidents committed in the open transaction (their rows hold the version)."""
+        if self._unwritten:
+            self._db.executemany(
+                "UPDATE incidents SET body = ? WHERE id = ?",
+                [(incident.model_dump_json(), incident_id) for incident_id, incident in self._unwritten.items()],
+            )
+            self._unwritten.clear()
+
+    def _abandon_batch(self) -> None:
+        """A batch that cannot commit is rolled back whole, and nothing kept in memory speaks for it."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        self._batch_started = None
+        self._batch_events = 0
+        self._unwritten.clear()
+        self._incidents.clear()
 
     def _commit_stale_batch(self) -> None:
         with self._lock:
@@ -244,18 +274,19 @@ class SqliteStore(StateStore):
             return db.execute("DELETE FROM events_seen WHERE time < ?", (_ts(before),)).rowcount
 
     def get_incident(self, incident_id: str) -> Incident | None:
-        rows = self._read("SELECT version FROM incidents WHERE id = ?", (incident_id,))
-        if not rows:
-            return None
+        # Under the lock throughout: another thread's commit between the version read and the document read
+        # could leave that document unwritten (`_unwritten`) in the open transaction.
         with self._lock:
-            cached = self._incidents.get(incident_id)
+            rows = self._read("SELECT version FROM incidents WHERE id = ?", (incident_id,))
+            if not rows:
+                return None
+            cached = self._unwritten.get(incident_id) or self._incidents.get(incident_id)
             if cached is not None and cached.version == rows[0][0]:
                 return cached.working_copy()  # what the row holds: a version is written once
-        rows = self._read("SELECT body FROM incidents WHERE id = ?", (incident_id,))
-        incident = Incident.model_validate_json(str(rows[0][0]))
-        with self._lock:
+            rows = self._read("SELECT body FROM incidents WHERE id = ?", (incident_id,))
+            incident = Incident.model_validate_json(str(rows[0][0]))
             self._keep(incident)
-        return incident
+            return incident
 
     def get_links(self, entities: Iterable[str]) -> dict[str, EntityLinks]:
         found = {key: EntityLinks(key) for key in entities}
@@ -295,20 +326,16 @@ class SqliteStore(StateStore):
                 sql = f"SELECT 1 FROM members WHERE signal_id IN ({marks}) LIMIT 1"  # noqa: S608
                 if db.execute(sql, part).fetchone():
                     return False
-            for write in commit.incidents:
-                incident = write.incident
-                db.execute(
-                    "INSERT INTO incidents (id, version, last_seen, live, body) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (id) DO UPDATE SET version = excluded.version, last_seen = excluded.last_seen,"
-                    " live = excluded.live, body = excluded.body",
-                    (
-                        incident.id,
-                        incident.version,
-                        _ts(incident.last_seen),
-                        incident.merged_into is None,
-                        incident.model_dump_json(),
-                    ),
-                )
+            # The document follows when the transaction commits (`_write_documents`); '' until then.
+            db.executemany(
+                "INSERT INTO incidents (id, version, last_seen, live, body) VALUES (?, ?, ?, ?, '')"
+                " ON CONFLICT (id) DO UPDATE SET version = excluded.version, last_seen = excluded.last_seen,"
+                " live = excluded.live",
+                [
+                    (w.incident.id, w.incident.version, _ts(w.incident.last_seen), w.incident.merged_into is None)
+                    for w in commit.incidents
+                ],
+            )
             db.executemany(
                 "INSERT OR REPLACE INTO links (entity, version, body) VALUES (?, ?, ?)",
                 [(w.links.entity, w.links.version, _spans_json(w.links)) for w in commit.links],
@@ -316,16 +343,23 @@ class SqliteStore(StateStore):
             db.executemany("INSERT INTO members (signal_id, incident_id) VALUES (?, ?)", list(commit.members.items()))
             for write in commit.incidents:
                 self._keep(write.incident)
+                self._unwritten[write.incident.id] = self._incidents[write.incident.id]
         return True
+
+    def _read_documents(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """A read of incident documents: those of the open transaction are written first, so it sees them."""
+        with self._lock:
+            self._write_documents()
+            return self._read(sql, params)
 
     def incidents(self, *, since: datetime | None = None) -> list[Incident]:
         floor = _ts(since) if since else _ts(datetime(1970, 1, 1, tzinfo=UTC))
-        rows = self._read("SELECT body FROM incidents WHERE live = 1 AND last_seen >= ?", (floor,))
+        rows = self._read_documents("SELECT body FROM incidents WHERE live = 1 AND last_seen >= ?", (floor,))
         found = [Incident.model_validate_json(str(body)) for (body,) in rows]
         return sorted(found, key=lambda i: (i.first_seen, i.id))
 
     def unhandled_incidents(self) -> list[Incident]:
-        rows = self._read("SELECT body FROM incidents WHERE live = 1 AND version > handled")
+        rows = self._read_documents("SELECT body FROM incidents WHERE live = 1 AND version > handled")
         found = [Incident.model_validate_json(str(body)) for (body,) in rows]
         return sorted(found, key=lambda i: (i.first_seen, i.id))
 

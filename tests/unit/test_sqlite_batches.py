@@ -1,0 +1,111 @@
+"""SQLite's batched writes (what `cordon replay` uses): what one transaction holds, what another handle on the same
+file sees and when, and what a process killed mid-batch leaves behind.
+
+The state contract (test_state_contract.py) runs SQLite unbatched; these pin the batched store's own promises.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from correlators.model import Severity
+from correlators.signals import Incident
+from correlators.state.base import Commit, IncidentWrite
+from correlators.state.sqlite import SqliteStore
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def _incident(incident_id: str, title: str) -> Incident:
+    return Incident(
+        id=incident_id,
+        title=title,
+        severity=Severity.HIGH,
+        first_seen=T0,
+        last_seen=T0,
+        core_first=T0,
+        core_last=T0,
+        origin=(T0, "r", f"ev-{incident_id}"),
+    )
+
+
+def _change(store: SqliteStore, incident: Incident, title: str, *, minutes: int = 0) -> Incident:
+    """Commit the incident with a new title (and last signal), one version up; the committed copy."""
+    changed = incident.working_copy()
+    changed.title = title
+    changed.last_seen = T0 + timedelta(minutes=minutes)
+    changed.version = incident.version + 1
+    assert store.commit(Commit(incidents=[IncidentWrite(changed, incident.version)]))
+    return changed
+
+
+def test_an_incident_changed_many_times_in_a_batch_reads_back_as_its_last_commit(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    other = SqliteStore(path)  # another process's handle, opened before the batch takes the write lock
+    store = SqliteStore(path, batched=True)
+    incident = _incident("inc-1", "v0")
+    for version in range(1, 6):
+        incident = _change(store, incident, f"v{version}", minutes=version)
+    # The writer reads its open batch: the last commit, by id and in the lists that read documents.
+    read = store.get_incident("inc-1")
+    assert read is not None and (read.version, read.title) == (5, "v5")
+    assert [(i.title, i.version) for i in store.incidents()] == [("v5", 5)]
+    assert [i.title for i in store.unhandled_incidents()] == ["v5"]
+    # A further commit after those reads is not lost either.
+    incident = _change(store, incident, "v6", minutes=6)
+    assert other.get_incident("inc-1") is None  # nothing of an open batch is visible outside it
+    store.sync()
+    seen = other.get_incident("inc-1")
+    assert seen is not None and seen == incident
+    assert [i.title for i in other.incidents(since=T0 + timedelta(minutes=6))] == ["v6"]
+    store.close()
+    other.close()
+
+
+def test_a_stale_commit_in_a_batch_changes_nothing(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db", batched=True)
+    incident = _change(store, _incident("inc-1", "v0"), "v1")
+    stale = incident.working_copy()
+    _change(store, incident, "v2")
+    stale.title, stale.version = "lost", 2
+    assert not store.commit(Commit(incidents=[IncidentWrite(stale, 1)]))
+    store.close()
+    reopened = SqliteStore(tmp_path / "state.db")
+    read = reopened.get_incident("inc-1")
+    assert read is not None and (read.version, read.title) == (2, "v2")
+    reopened.close()
+
+
+_KILLED_MID_BATCH = """
+import os, sys
+from datetime import timedelta
+sys.path[:0] = {paths!r}
+from tests.unit.test_sqlite_batches import T0, _change, _incident
+from correlators.state.sqlite import SqliteStore
+store = SqliteStore({path!r}, batched=True)
+first = _change(store, _incident("inc-kept", "kept"), "kept")
+store.mark_seen("event-kept", T0)
+store.sync()
+second = _change(store, _incident("inc-lost", "lost"), "lost")
+_change(store, first, "kept, then changed", minutes=1)
+store.mark_seen("event-lost", T0)
+os._exit(0)  # killed before the batch commits: no close, no sync
+"""
+
+
+def test_a_process_killed_mid_batch_leaves_the_last_committed_batch_whole(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    root = str(Path(__file__).resolve().parents[2])
+    script = textwrap.dedent(_KILLED_MID_BATCH).format(paths=[root], path=str(path))
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=root)
+    store = SqliteStore(path)
+    kept = store.get_incident("inc-kept")
+    assert kept is not None and (kept.version, kept.title) == (1, "kept")
+    assert store.get_incident("inc-lost") is None
+    assert store.seen("event-kept") and not store.seen("event-lost")
+    assert [i.title for i in store.incidents()] == ["kept"]
+    store.close()
