@@ -17,6 +17,10 @@ An incident's document is written once per transaction, not once per commit: a c
 (what the next commit's condition checks) and keeps the incident; the transaction writes the documents of the
 incidents it changed just before it commits. A busy incident changes hundreds of times in a batch and its document
 runs to tens of kilobytes: written each time, it was most of a commit's cost.
+
+Reads are answered from what this connection already read or wrote while no other connection has committed since
+(`sqlite_known.Known`, checked with SQLite's `data_version`): a partition's window is read whole once, not queried
+several times per event, and incident versions, link items, memberships and meta are read once each.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from correlators.errors import StateError
 from correlators.signals import Incident, Signal
 from correlators.state.base import Commit, EntityLinks, Span, StateStore
 from correlators.state.sqlite_file import check_state_file
+from correlators.state.sqlite_known import Known, copy_links
 
 SCHEMA_VERSION = "4"
 
@@ -78,6 +83,9 @@ class SqliteStore(StateStore):
         self._incidents: OrderedDict[str, Incident] = OrderedDict()
         # Incidents committed in the open transaction whose document is not written yet (`_write_documents`).
         self._unwritten: dict[str, Incident] = {}
+        # What this connection knows of the file while no other connection commits (`_refresh`).
+        self._known = Known()
+        self._data_version: int | None = None
         self._lock = threading.RLock()
         self._batched = batched
         self._batch_events = 0  # events marked seen in the open transaction
@@ -116,6 +124,7 @@ class SqliteStore(StateStore):
         with self._lock:
             if self._batch_started is None:
                 self._db.execute("BEGIN IMMEDIATE")
+                self._refresh()  # before `_batch_started`: the last look at others' commits until this one ends
                 self._batch_started = time.monotonic()
                 if self._batched:
                     self._timer = threading.Timer(BATCH_SECONDS, self._commit_stale_batch)
@@ -171,6 +180,7 @@ class SqliteStore(StateStore):
         self._batch_events = 0
         self._unwritten.clear()
         self._incidents.clear()
+        self._known.clear()
 
     def _commit_stale_batch(self) -> None:
         with self._lock:
@@ -182,46 +192,62 @@ class SqliteStore(StateStore):
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
+    def _refresh(self) -> None:
+        """Forget what this connection knew when another one committed since it last looked. Inside its own
+        write transaction nobody else can commit, so it does not look."""
+        if self._batch_started is not None:
+            return
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._known.clear()
+            self._data_version = version
+        self._known.bound()
+
     def put_signal(self, signal: Signal, partitions: Iterable[str], expires: datetime) -> bool:
         names = sorted(set(partitions))
         time = _ts(signal.time)
-        with self._write() as db:
-            inserted = db.execute(
-                "INSERT OR IGNORE INTO signals (id, time, expires, partitions, body) VALUES (?, ?, ?, ?, ?)",
-                (signal.id, time, _ts(expires), json.dumps(names), signal.model_dump_json()),
-            ).rowcount
-            if not inserted:
-                return False
-            db.executemany(
-                "INSERT OR IGNORE INTO signal_partitions (partition, time, signal_id) VALUES (?, ?, ?)",
-                [(name, time, signal.id) for name in names],
-            )
-        self._remember(signal)
+        with self._lock:  # one step for other threads: the row and what this connection knows of it
+            with self._write() as db:
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO signals (id, time, expires, partitions, body) VALUES (?, ?, ?, ?, ?)",
+                    (signal.id, time, _ts(expires), json.dumps(names), signal.model_dump_json()),
+                ).rowcount
+                if not inserted:
+                    return False
+                db.executemany(
+                    "INSERT OR IGNORE INTO signal_partitions (partition, time, signal_id) VALUES (?, ?, ?)",
+                    [(name, time, signal.id) for name in names],
+                )
+            self._known.signal_added(names, time, signal.id)
+            self._remember(signal)
         return True
 
     def signals(
         self, partition: str, start: datetime, end: datetime, *, newest_first: bool = False, limit: int | None = None
     ) -> list[Signal]:
-        order = "time DESC, signal_id DESC" if newest_first else "time, signal_id"
-        ids = [
-            str(signal_id)
-            for (signal_id,) in self._read(
-                "SELECT signal_id FROM signal_partitions WHERE partition = ? AND time BETWEEN ? AND ?"  # noqa: S608
-                f" ORDER BY {order} LIMIT ?",
-                (partition, _ts(start), _ts(end), -1 if limit is None else limit),
-            )
-        ]
+        # A partition's rows are read whole, once while nobody else commits (`Known`): correlation reads the
+        # same partitions many times per event, each a query before.
         with self._lock:
+            self._refresh()
+            ids = self._known.window(partition, _ts(start), _ts(end), newest_first=newest_first, limit=limit)
+            if ids is None:
+                rows = self._read(
+                    "SELECT time, signal_id FROM signal_partitions WHERE partition = ? ORDER BY time, signal_id",
+                    (partition,),
+                )
+                self._known.windows[partition] = [(float(time), str(signal_id)) for time, signal_id in rows]
+                ids = self._known.window(partition, _ts(start), _ts(end), newest_first=newest_first, limit=limit)
+                assert ids is not None
             found = {signal_id: self._cache[signal_id] for signal_id in ids if signal_id in self._cache}
-        missing = [signal_id for signal_id in ids if signal_id not in found]
-        for chunk in range(0, len(missing), 500):
-            part = missing[chunk : chunk + 500]
-            marks = ",".join("?" * len(part))
-            for (body,) in self._read(f"SELECT body FROM signals WHERE id IN ({marks})", part):  # noqa: S608
-                signal = Signal.model_validate_json(str(body))
-                found[signal.id] = signal
-                self._remember(signal)
-        # A signal expired by another writer between the two reads is simply not in the window any more.
+            missing = [signal_id for signal_id in ids if signal_id not in found]
+            for chunk in range(0, len(missing), 500):
+                part = missing[chunk : chunk + 500]
+                marks = ",".join("?" * len(part))
+                for (body,) in self._read(f"SELECT body FROM signals WHERE id IN ({marks})", part):  # noqa: S608
+                    signal = Signal.model_validate_json(str(body))
+                    found[signal.id] = signal
+                    self._remember(signal)
+        # A signal another process dropped since this connection looked is simply not in the window any more.
         return [found[signal_id] for signal_id in ids if signal_id in found]
 
     def _remember(self, signal: Signal) -> None:
@@ -254,9 +280,11 @@ class SqliteStore(StateStore):
             )
             # Beyond every window: nothing can count it again, so its membership goes with it.
             db.execute("DELETE FROM members WHERE signal_id IN (SELECT id FROM doomed)")
-            for signal_id, _, _ in doomed:
+            dropped = db.execute("DELETE FROM signals WHERE id IN (SELECT id FROM doomed)").rowcount
+            for signal_id, time, names in doomed:
                 self._cache.pop(signal_id, None)
-            return db.execute("DELETE FROM signals WHERE id IN (SELECT id FROM doomed)").rowcount
+                self._known.signal_dropped(json.loads(names), time, signal_id)
+            return int(dropped)
 
     def expire_signals(self, now: datetime) -> int:
         return self._drop_where("WHERE expires < ?", (_ts(now),))
@@ -286,11 +314,16 @@ class SqliteStore(StateStore):
         # Under the lock throughout: another thread's commit between the version read and the document read
         # could leave that document unwritten (`_unwritten`) in the open transaction.
         with self._lock:
-            rows = self._read("SELECT version FROM incidents WHERE id = ?", (incident_id,))
-            if not rows:
+            self._refresh()
+            version = self._known.incident_versions.get(incident_id)
+            if version is None:
+                rows = self._read("SELECT version FROM incidents WHERE id = ?", (incident_id,))
+                version = int(rows[0][0]) if rows else 0
+                self._known.incident_versions[incident_id] = version
+            if version == 0:
                 return None
             cached = self._unwritten.get(incident_id) or self._incidents.get(incident_id)
-            if cached is not None and cached.version == rows[0][0]:
+            if cached is not None and cached.version == version:
                 return cached.working_copy()  # what the row holds: a version is written once
             rows = self._read("SELECT body FROM incidents WHERE id = ?", (incident_id,))
             incident = Incident.model_validate_json(str(rows[0][0]))
@@ -298,43 +331,38 @@ class SqliteStore(StateStore):
             return incident
 
     def get_links(self, entities: Iterable[str]) -> dict[str, EntityLinks]:
-        found = {key: EntityLinks(key) for key in entities}
-        keys = list(found)
-        for chunk in range(0, len(keys), 500):
-            part = keys[chunk : chunk + 500]
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT entity, version, body FROM links WHERE entity IN ({marks})"  # noqa: S608
-            for entity, version, body in self._read(sql, part):
-                found[str(entity)] = EntityLinks(str(entity), int(version), _spans(str(body)))
-        return found
+        with self._lock:
+            self._refresh()
+            known = self._known.links
+            keys = [key for key in dict.fromkeys(entities) if key not in known]
+            for chunk in range(0, len(keys), 500):
+                part = keys[chunk : chunk + 500]
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT entity, version, body FROM links WHERE entity IN ({marks})"  # noqa: S608
+                read = {str(e): EntityLinks(str(e), int(v), _spans(str(b))) for e, v, b in self._read(sql, part)}
+                for key in part:
+                    known[key] = read.get(key) or EntityLinks(key)
+            return {key: copy_links(known[key]) for key in entities}
 
     def members(self, signal_ids: Iterable[str]) -> dict[str, str]:
-        ids = list(signal_ids)
-        found: dict[str, str] = {}
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk : chunk + 500]
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT signal_id, incident_id FROM members WHERE signal_id IN ({marks})"  # noqa: S608
-            found.update((str(s), str(i)) for s, i in self._read(sql, part))
-        return found
+        with self._lock:
+            self._refresh()
+            known, counted_nowhere = self._known.members, self._known.not_members
+            ids = list(signal_ids)
+            unknown = [i for i in dict.fromkeys(ids) if i not in known and i not in counted_nowhere]
+            for chunk in range(0, len(unknown), 500):
+                part = unknown[chunk : chunk + 500]
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT signal_id, incident_id FROM members WHERE signal_id IN ({marks})"  # noqa: S608
+                known.update((str(s), str(i)) for s, i in self._read(sql, part))
+                counted_nowhere.update(i for i in part if i not in known)
+            return {i: known[i] for i in ids if i in known}
 
     def commit(self, commit: Commit) -> bool:
         with self._write() as db:
-            for write in commit.incidents:
-                row = db.execute("SELECT version FROM incidents WHERE id = ?", (write.incident.id,)).fetchone()
-                if (row[0] if row else 0) != write.expected_version:
-                    return False
-            for links_write in commit.links:
-                row = db.execute("SELECT version FROM links WHERE entity = ?", (links_write.links.entity,)).fetchone()
-                if (row[0] if row else 0) != links_write.expected_version:
-                    return False
-            counted = list(commit.members)
-            for chunk in range(0, len(counted), 500):
-                part = counted[chunk : chunk + 500]
-                marks = ",".join("?" * len(part))
-                sql = f"SELECT 1 FROM members WHERE signal_id IN ({marks}) LIMIT 1"  # noqa: S608
-                if db.execute(sql, part).fetchone():
-                    return False
+            # Inside the write transaction what this connection knows is what the file holds (`Known`).
+            if not self._holds(commit):
+                return False
             # The document follows when the transaction commits (`_write_documents`); '' until then.
             db.executemany(
                 "INSERT INTO incidents (id, version, last_seen, live, body) VALUES (?, ?, ?, ?, '')"
@@ -350,9 +378,47 @@ class SqliteStore(StateStore):
                 [(w.links.entity, w.links.version, _spans_json(w.links)) for w in commit.links],
             )
             db.executemany("INSERT INTO members (signal_id, incident_id) VALUES (?, ?)", list(commit.members.items()))
+            known = self._known
             for write in commit.incidents:
                 self._keep(write.incident)
                 self._unwritten[write.incident.id] = self._incidents[write.incident.id]
+                known.incident_versions[write.incident.id] = write.incident.version
+            for links_write in commit.links:
+                known.links[links_write.links.entity] = copy_links(links_write.links)
+            known.members.update(commit.members)
+            known.not_members.difference_update(commit.members)
+        return True
+
+    def _holds(self, commit: Commit) -> bool:
+        """Whether every expected version of the commit holds and none of its signals is counted yet, from what
+        is known, reading what is not."""
+        known = self._known
+        for write in commit.incidents:
+            version = known.incident_versions.get(write.incident.id)
+            if version is None:
+                row = self._db.execute("SELECT version FROM incidents WHERE id = ?", (write.incident.id,)).fetchone()
+                version = known.incident_versions[write.incident.id] = int(row[0]) if row else 0
+            if version != write.expected_version:
+                return False
+        for links_write in commit.links:
+            entity = links_write.links.entity
+            item = known.links.get(entity)
+            if item is not None:
+                version = item.version
+            else:
+                row = self._db.execute("SELECT version FROM links WHERE entity = ?", (entity,)).fetchone()
+                version = int(row[0]) if row else 0
+            if version != links_write.expected_version:
+                return False
+        if any(signal_id in known.members for signal_id in commit.members):
+            return False
+        unknown = [signal_id for signal_id in commit.members if signal_id not in known.not_members]
+        for chunk in range(0, len(unknown), 500):
+            part = unknown[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT 1 FROM members WHERE signal_id IN ({marks}) LIMIT 1"  # noqa: S608
+            if self._db.execute(sql, part).fetchone():
+                return False
         return True
 
     def _read_documents(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
@@ -379,12 +445,18 @@ class SqliteStore(StateStore):
             self.sync()  # the shell's step, beside audit writes to the same file: not held in a batch
 
     def get_meta(self, key: str) -> str | None:
-        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
+        with self._lock:
+            self._refresh()
+            if key not in self._known.meta:
+                rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+                self._known.meta[key] = str(rows[0][0]) if rows else None
+            return self._known.meta[key]
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._write(statements=1) as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        with self._lock:
+            with self._write(statements=1) as db:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            self._known.meta[key] = value
 
     def close(self) -> None:
         with self._lock:
