@@ -12,8 +12,8 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from correlators.model import Severity
-from correlators.signals import Incident
+from correlators.model import EventSource, NormalizedEvent, Severity
+from correlators.signals import Incident, Signal
 from correlators.state.base import Commit, IncidentWrite
 from correlators.state.sqlite import SqliteStore
 
@@ -84,7 +84,7 @@ _KILLED_MID_BATCH = """
 import os, sys
 from datetime import timedelta
 sys.path[:0] = {paths!r}
-from tests.unit.test_sqlite_batches import T0, _change, _incident
+from tests.unit.test_sqlite_batches import T0, _change, _incident, _signal
 from correlators.state.sqlite import SqliteStore
 store = SqliteStore({path!r}, batched=True)
 first = _change(store, _incident("inc-kept", "kept"), "kept")
@@ -92,6 +92,7 @@ store.mark_seen("event-kept", T0)
 store.sync()
 second = _change(store, _incident("inc-lost", "lost"), "lost")
 _change(store, first, "kept, then changed", minutes=1)
+store.put_signal(_signal(1, "lost"), ["p"], T0 + timedelta(days=1))
 store.mark_seen("event-lost", T0)
 os._exit(0)  # killed before the batch commits: no close, no sync
 """
@@ -108,4 +109,38 @@ def test_a_process_killed_mid_batch_leaves_the_last_committed_batch_whole(tmp_pa
     assert store.get_incident("inc-lost") is None
     assert store.seen("event-kept") and not store.seen("event-lost")
     assert [i.title for i in store.incidents()] == ["kept"]
+    assert store.signal_count() == 0
     store.close()
+
+
+def _signal(minute: int, event_id: str) -> Signal:
+    event = NormalizedEvent(
+        event_id=event_id, time=T0 + timedelta(minutes=minute), source=EventSource.CLOUDTRAIL, raw={"n": minute}
+    )
+    return Signal(rule="r", title="t", severity=Severity.LOW, standalone=False, event=event)
+
+
+def test_signals_put_in_a_batch_are_read_counted_and_dropped_before_it_commits(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    other = SqliteStore(path)
+    store = SqliteStore(path, batched=True)
+    far = T0 + timedelta(days=1)
+    assert store.put_signal(_signal(1, "a"), ["p", "q"], far)
+    assert store.signals("p", T0, far) != []  # "p" read (and known) before "b" joins it
+    assert store.put_signal(_signal(2, "b"), ["p"], T0 + timedelta(minutes=3))
+    assert not store.put_signal(_signal(2, "b"), ["p"], far)  # already put, in this batch
+    assert store.put_signal(_signal(0, "c"), ["q"], far)
+    assert [s.event.event_id for s in store.signals("p", T0, far)] == ["a", "b"]
+    assert [s.event.event_id for s in store.signals("q", T0, far)] == ["c", "a"]  # "q" first read now
+    assert store.signal_count() == 3
+    assert other.signal_count() == 0
+    assert store.expire_signals(T0 + timedelta(minutes=4)) == 1
+    assert [s.event.event_id for s in store.signals("p", T0, far, newest_first=True)] == ["a"]
+    store.sync()
+    assert other.signal_count() == 2
+    assert [s.event.event_id for s in other.signals("q", T0, far)] == ["c", "a"]
+    read = other.signals("p", T0, far)
+    assert read == [_signal(1, "a")]
+    assert not store.put_signal(_signal(1, "a"), ["p"], far)  # already stored, in an earlier batch
+    store.close()
+    other.close()
