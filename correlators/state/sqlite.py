@@ -257,29 +257,33 @@ class SqliteStore(StateStore):
         # A partition's rows are read whole, once while nobody else commits (`Known`): correlation reads the
         # same partitions many times per event, each a query before.
         with self._lock:
-            self._refresh()
-            ids = self._known.window(partition, _ts(start), _ts(end), newest_first=newest_first, limit=limit)
+            if self._batch_started is None:
+                self._refresh()
+            low, high = _ts(start), _ts(end)
+            ids = self._known.window(partition, low, high, newest_first=newest_first, limit=limit)
             if ids is None:
                 rows = self._read("SELECT time, signal_id FROM signal_partitions WHERE partition = ?", (partition,))
                 read = [(float(time), str(signal_id)) for time, signal_id in rows]
                 self._known.windows[partition] = sorted(read + self._unstored_rows.get(partition, []))
-                ids = self._known.window(partition, _ts(start), _ts(end), newest_first=newest_first, limit=limit)
-                assert ids is not None
+                ids = self._known.window(partition, low, high, newest_first=newest_first, limit=limit) or []
             cache = self._cache
             try:
                 return [cache[signal_id] for signal_id in ids]
             except KeyError:
-                pass  # some were never read, or read too long ago
-            found = {signal_id: cache[signal_id] for signal_id in ids if signal_id in cache}
-            found.update((i, self._unstored[i][0]) for i in ids if i in self._unstored and i not in found)
-            missing = [signal_id for signal_id in ids if signal_id not in found]
-            for chunk in range(0, len(missing), 500):
-                part = missing[chunk : chunk + 500]
-                marks = ",".join("?" * len(part))
-                for (body,) in self._read(f"SELECT body FROM signals WHERE id IN ({marks})", part):  # noqa: S608
-                    signal = Signal.model_validate_json(str(body))
-                    found[signal.id] = signal
-                    self._remember(signal)
+                return self._signals_read(ids)
+
+    def _signals_read(self, ids: list[str]) -> list[Signal]:
+        """The signals of these ids, some not (or no longer) parsed in memory."""
+        found = {signal_id: self._cache[signal_id] for signal_id in ids if signal_id in self._cache}
+        found.update((i, self._unstored[i][0]) for i in ids if i in self._unstored and i not in found)
+        missing = [signal_id for signal_id in ids if signal_id not in found]
+        for chunk in range(0, len(missing), 500):
+            part = missing[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            for (body,) in self._read(f"SELECT body FROM signals WHERE id IN ({marks})", part):  # noqa: S608
+                signal = Signal.model_validate_json(str(body))
+                found[signal.id] = signal
+                self._remember(signal)
         # A signal another process dropped since this connection looked is simply not in the window any more.
         return [found[signal_id] for signal_id in ids if signal_id in found]
 

@@ -13,6 +13,7 @@ Everything here is filled from reads and from the connection's own writes after 
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
 
 from correlators.state.base import EntityLinks
@@ -53,12 +54,14 @@ class Known:
         rows = self.windows.get(partition)
         if rows is None:
             return None
-        low = bisect.bisect_left(rows, (start, ""))
-        high = bisect.bisect_right(rows, (end, "\U0010ffff"), lo=low)
+        # (t,) sorts before every (t, id): the first row at or after `start`, the first after `end`.
+        low = bisect.bisect_left(rows, (start,))
+        high = bisect.bisect_left(rows, (math.nextafter(end, math.inf),), lo=low)
         if limit is not None:
             low, high = (max(low, high - limit), high) if newest_first else (low, min(high, low + limit))
-        found = [signal_id for _, signal_id in rows[low:high]]
-        return found[::-1] if newest_first else found
+        if newest_first:
+            return [signal_id for _, signal_id in reversed(rows[low:high])]
+        return [signal_id for _, signal_id in rows[low:high]]
 
     def signal_added(self, partitions: list[str], time: float, signal_id: str) -> None:
         for partition in partitions:
