@@ -7,28 +7,22 @@ versions it expects and writes, or changes nothing.
 
 `batched=True` (what `open_store` gives a replay) batches writes: one transaction holds the writes of up to
 `BATCH_EVENTS` events, or of `BATCH_SECONDS`, then commits (a timer commits a batch left open while the input
-pauses; `sync` commits at once). Each write is a savepoint inside it, so a write that fails undoes only itself.
-An event is marked seen in the transaction that holds its writes, so a crash loses at most the uncommitted batch,
-marks included, and a rerun processes those events again. The batch holds the file's write lock: another
-process writes before or after it, never in between, so every conditional commit still checks the database it
-writes to; others only see the batch once it commits. Unbatched, every write commits by itself.
+pauses; `sync` commits at once). An event is marked seen in the transaction that holds its writes, so a crash
+loses at most the uncommitted batch, marks included, and a rerun processes those events again. The batch holds
+the file's write lock from its first write: another process writes before or after it, never in between, so
+every conditional commit still checks the database it writes to; others only see the batch once it commits.
+Unbatched, every write commits by itself.
 
-An incident's document is written once per transaction, not once per commit: a commit writes the version row
-(what the next commit's condition checks) and keeps the incident; the transaction writes the documents of the
-incidents it changed just before it commits. A busy incident changes hundreds of times in a batch and its document
-runs to tens of kilobytes: written each time, it was most of a commit's cost.
-
-A signal's rows are written the same way, with the other signals of its transaction, when it commits; until then
-the store reads them from memory.
-
-Reads are answered from what this connection already read or wrote while no other connection has committed since
-(`sqlite_known.Known`, checked with SQLite's `data_version`): a partition's window is read whole once, not queried
-several times per event, and incident versions, link items, memberships and meta are read once each.
+Inside a transaction the writes wait in memory (`sqlite_pending.Pending`) and reach the file together just before
+it commits: each item once, in its latest state (a busy incident changes hundreds of times per batch), one
+statement per table. Reads are answered from what this connection already read or wrote while no other
+connection has committed since (`sqlite_known.Known`, checked with SQLite's `data_version`): a partition's window
+is read whole once, not queried several times per event, and incident versions, link items, memberships and meta
+are read once each. So a commit's conditions are checked against what the file holds, mostly without a query.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -43,9 +37,10 @@ import orjson
 
 from correlators.errors import StateError
 from correlators.signals import Incident, Signal
-from correlators.state.base import Commit, EntityLinks, Span, StateStore
+from correlators.state.base import Commit, EntityLinks, StateStore
 from correlators.state.sqlite_file import check_state_file
 from correlators.state.sqlite_known import Known, copy_links
+from correlators.state.sqlite_pending import Pending, spans
 
 SCHEMA_VERSION = "4"
 
@@ -86,12 +81,9 @@ class SqliteStore(StateStore):
         self._cache: OrderedDict[str, Signal] = OrderedDict()
         # Parsed incidents by id, checked against the row's version on every read (another process may write).
         self._incidents: OrderedDict[str, Incident] = OrderedDict()
-        # Incidents committed in the open transaction whose document is not written yet (`_write_documents`).
-        self._unwritten: dict[str, Incident] = {}
-        # Signals put in the open transaction whose rows are not written yet (`_write_signals`): by id, with their
-        # partitions and expiry; and their (time, id) by partition.
-        self._unstored: dict[str, tuple[Signal, list[str], float]] = {}
-        self._unstored_rows: dict[str, list[tuple[float, str]]] = {}
+        # Writes of the open transaction, not in the file yet. Each is also in `_known` (or the caches), which is
+        # never cleared while a transaction is open: reads find them there, and never need them in the file.
+        self._pending = Pending()
         # What this connection knows of the file while no other connection commits (`_refresh`).
         self._known = Known()
         self._data_version: int | None = None
@@ -113,12 +105,12 @@ class SqliteStore(StateStore):
             version = self.get_meta("schema_version")
             if version is None:
                 self.set_meta("schema_version", SCHEMA_VERSION)
+            self.sync()
         except sqlite3.DatabaseError as error:
             raise StateError(
                 f"state file {path} cannot be opened ({error}): move it aside (or pass another --state)"
                 " to start a new state"
             ) from None
-        self.sync()
         if version != SCHEMA_VERSION and version is not None:
             raise StateError(
                 f"state file {path} has state schema {version}, this Cordon reads {SCHEMA_VERSION}: move it aside"
@@ -126,10 +118,12 @@ class SqliteStore(StateStore):
             )
 
     @contextmanager
-    def _write(self, *, statements: int = 2) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, savepoint: bool = False, pending_first: bool = False) -> Iterator[sqlite3.Connection]:
         """One write, all or nothing, in the open batch (begun here, with the write lock, when none is open):
-        taken before its first read, so its checks and its writes see the same database. A write of one
-        statement is atomic by itself and needs no savepoint."""
+        taken before its first read, so its checks and its writes see the same database. A write of more than
+        one statement takes a savepoint, so a failure undoes only itself; one held in `_pending` changes memory
+        only once nothing can fail any more. `pending_first`: a write whose statements must see the pending
+        writes in the file has them written first, outside its savepoint (they are the batch's, not its own)."""
         with self._lock:
             if self._batch_started is None:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -139,7 +133,8 @@ class SqliteStore(StateStore):
                     self._timer = threading.Timer(BATCH_SECONDS, self._commit_stale_batch)
                     self._timer.daemon = True
                     self._timer.start()
-            savepoint = statements > 1
+            if pending_first:
+                self._write_pending()
             if savepoint:
                 self._db.execute("SAVEPOINT write")
             try:
@@ -160,9 +155,8 @@ class SqliteStore(StateStore):
         """Commit the open batch: everything written so far is durable."""
         with self._lock:
             if self._batch_started is not None:
+                self._write_pending()
                 try:
-                    self._write_signals()
-                    self._write_documents()
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._abandon_batch()
@@ -173,32 +167,14 @@ class SqliteStore(StateStore):
                 self._timer.cancel()
                 self._timer = None
 
-    def _write_signals(self) -> None:
-        """Write the rows of the signals put in the open transaction, partition rows in key order."""
-        if not self._unstored:
-            return
-        self._db.executemany(
-            "INSERT OR IGNORE INTO signals (id, time, expires, partitions, body) VALUES (?, ?, ?, ?, ?)",
-            [
-                (signal_id, _ts(signal.time), expires, orjson.dumps(names).decode(), signal.model_dump_json())
-                for signal_id, (signal, names, expires) in self._unstored.items()
-            ],
-        )
-        self._db.executemany(
-            "INSERT OR IGNORE INTO signal_partitions (partition, time, signal_id) VALUES (?, ?, ?)",
-            sorted((name, time, signal_id) for name, rows in self._unstored_rows.items() for time, signal_id in rows),
-        )
-        self._unstored.clear()
-        self._unstored_rows.clear()
-
-    def _write_documents(self) -> None:
-        """Write the documents of the incidents committed in the open transaction (their rows hold the version)."""
-        if self._unwritten:
-            self._db.executemany(
-                "UPDATE incidents SET body = ? WHERE id = ?",
-                [(incident.model_dump_json(), incident_id) for incident_id, incident in self._unwritten.items()],
-            )
-            self._unwritten.clear()
+    def _write_pending(self) -> None:
+        """Write the open transaction's pending writes to the file (still uncommitted); a batch whose writes
+        fail is abandoned whole."""
+        try:
+            self._pending.write(self._db)
+        except BaseException:
+            self._abandon_batch()
+            raise
 
     def _abandon_batch(self) -> None:
         """A batch that cannot commit is rolled back whole, and nothing kept in memory speaks for it."""
@@ -206,9 +182,7 @@ class SqliteStore(StateStore):
             self._db.execute("ROLLBACK")
         self._batch_started = None
         self._batch_events = 0
-        self._unwritten.clear()
-        self._unstored.clear()
-        self._unstored_rows.clear()
+        self._pending.clear()
         self._incidents.clear()
         self._known.clear()
 
@@ -234,19 +208,15 @@ class SqliteStore(StateStore):
         self._known.bound()
 
     def put_signal(self, signal: Signal, partitions: Iterable[str], expires: datetime) -> bool:
-        # Its rows are written with the transaction's other signals when it commits (`_write_signals`): one
-        # statement per table and batch instead of three (and a savepoint) per signal.
         with self._lock:
-            with self._write(statements=1) as db:
-                if signal.id in self._unstored:
+            with self._write() as db:
+                if signal.id in self._pending.signals:
                     return False
                 if db.execute("SELECT 1 FROM signals WHERE id = ?", (signal.id,)).fetchone():
                     return False
                 names = sorted(set(partitions))
                 time = _ts(signal.time)
-                self._unstored[signal.id] = (signal, names, _ts(expires))
-                for name in names:
-                    self._unstored_rows.setdefault(name, []).append((time, signal.id))
+                self._pending.add_signal(signal, names, time, _ts(expires))
             self._known.signal_added(names, time, signal.id)
             self._remember(signal)
         return True
@@ -264,7 +234,7 @@ class SqliteStore(StateStore):
             if ids is None:
                 rows = self._read("SELECT time, signal_id FROM signal_partitions WHERE partition = ?", (partition,))
                 read = [(float(time), str(signal_id)) for time, signal_id in rows]
-                self._known.windows[partition] = sorted(read + self._unstored_rows.get(partition, []))
+                self._known.windows[partition] = sorted(read + self._pending.rows.get(partition, []))
                 ids = self._known.window(partition, low, high, newest_first=newest_first, limit=limit) or []
             cache = self._cache
             try:
@@ -275,7 +245,8 @@ class SqliteStore(StateStore):
     def _signals_read(self, ids: list[str]) -> list[Signal]:
         """The signals of these ids, some not (or no longer) parsed in memory."""
         found = {signal_id: self._cache[signal_id] for signal_id in ids if signal_id in self._cache}
-        found.update((i, self._unstored[i][0]) for i in ids if i in self._unstored and i not in found)
+        pending = self._pending.signals
+        found.update((i, pending[i][0]) for i in ids if i in pending and i not in found)
         missing = [signal_id for signal_id in ids if signal_id not in found]
         for chunk in range(0, len(missing), 500):
             part = missing[chunk : chunk + 500]
@@ -302,11 +273,11 @@ class SqliteStore(StateStore):
 
     def signal_count(self) -> int:
         with self._lock:
-            return int(self._read("SELECT count(*) FROM signals")[0][0]) + len(self._unstored)
+            return int(self._read("SELECT count(*) FROM signals")[0][0]) + len(self._pending.signals)
 
     def _drop_where(self, condition: str, params: tuple[object, ...]) -> int:
-        with self._write() as db:
-            self._write_signals()
+        # The pending signals and memberships may be among those dropped.
+        with self._write(savepoint=True, pending_first=True) as db:
             db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
             db.execute("DELETE FROM doomed")
             db.execute(f"INSERT INTO doomed SELECT id FROM signals {condition}", params)  # noqa: S608
@@ -315,14 +286,14 @@ class SqliteStore(StateStore):
             ).fetchall()
             db.executemany(
                 "DELETE FROM signal_partitions WHERE partition = ? AND time = ? AND signal_id = ?",
-                [(name, time, signal_id) for signal_id, time, names in doomed for name in json.loads(names)],
+                [(name, time, signal_id) for signal_id, time, names in doomed for name in orjson.loads(names)],
             )
             # Beyond every window: nothing can count it again, so its membership goes with it.
             db.execute("DELETE FROM members WHERE signal_id IN (SELECT id FROM doomed)")
             dropped = db.execute("DELETE FROM signals WHERE id IN (SELECT id FROM doomed)").rowcount
             for signal_id, time, names in doomed:
                 self._cache.pop(signal_id, None)
-                self._known.signal_dropped(json.loads(names), time, signal_id)
+                self._known.signal_dropped(orjson.loads(names), time, signal_id)
             return int(dropped)
 
     def expire_signals(self, now: datetime) -> int:
@@ -335,23 +306,25 @@ class SqliteStore(StateStore):
         return self._drop_where("ORDER BY time, id LIMIT ?", (excess,))
 
     def seen(self, key: str) -> bool:
-        return bool(self._read("SELECT 1 FROM events_seen WHERE key = ?", (key,)))
+        with self._lock:
+            return key in self._pending.seen or bool(self._read("SELECT 1 FROM events_seen WHERE key = ?", (key,)))
 
     def mark_seen(self, key: str, time: datetime) -> None:
         with self._lock:
-            with self._write(statements=1) as db:
-                db.execute("INSERT OR IGNORE INTO events_seen (key, time) VALUES (?, ?)", (key, _ts(time)))
+            with self._write():
+                # Written with INSERT OR IGNORE: the mark of an event the file holds already is kept, as it was.
+                self._pending.seen.setdefault(key, _ts(time))
             self._batch_events += 1
             if self._batch_events >= BATCH_EVENTS:
                 self.sync()
 
     def forget_events(self, before: datetime) -> int:
-        with self._write(statements=1) as db:
-            return db.execute("DELETE FROM events_seen WHERE time < ?", (_ts(before),)).rowcount
+        with self._write(pending_first=True) as db:
+            return int(db.execute("DELETE FROM events_seen WHERE time < ?", (_ts(before),)).rowcount)
 
     def get_incident(self, incident_id: str) -> Incident | None:
         # Under the lock throughout: another thread's commit between the version read and the document read
-        # could leave that document unwritten (`_unwritten`) in the open transaction.
+        # could leave that document pending (`_pending`) in the open transaction.
         with self._lock:
             self._refresh()
             version = self._known.incident_versions.get(incident_id)
@@ -361,7 +334,7 @@ class SqliteStore(StateStore):
                 self._known.incident_versions[incident_id] = version
             if version == 0:
                 return None
-            cached = self._unwritten.get(incident_id) or self._incidents.get(incident_id)
+            cached = self._pending.incidents.get(incident_id) or self._incidents.get(incident_id)
             if cached is not None and cached.version == version:
                 return cached.working_copy()  # what the row holds: a version is written once
             rows = self._read("SELECT body FROM incidents WHERE id = ?", (incident_id,))
@@ -378,7 +351,7 @@ class SqliteStore(StateStore):
                 part = keys[chunk : chunk + 500]
                 marks = ",".join("?" * len(part))
                 sql = f"SELECT entity, version, body FROM links WHERE entity IN ({marks})"  # noqa: S608
-                read = {str(e): EntityLinks(str(e), int(v), _spans(str(b))) for e, v, b in self._read(sql, part)}
+                read = {str(e): EntityLinks(str(e), int(v), spans(str(b))) for e, v, b in self._read(sql, part)}
                 for key in part:
                     known[key] = read.get(key) or EntityLinks(key)
             return {key: copy_links(known[key]) for key in entities}
@@ -398,32 +371,20 @@ class SqliteStore(StateStore):
             return {i: known[i] for i in ids if i in known}
 
     def commit(self, commit: Commit) -> bool:
-        with self._write() as db:
+        with self._write():
             # Inside the write transaction what this connection knows is what the file holds (`Known`).
             if not self._holds(commit):
                 return False
-            # The document follows when the transaction commits (`_write_documents`); '' until then.
-            db.executemany(
-                "INSERT INTO incidents (id, version, last_seen, live, body) VALUES (?, ?, ?, ?, '')"
-                " ON CONFLICT (id) DO UPDATE SET version = excluded.version, last_seen = excluded.last_seen,"
-                " live = excluded.live",
-                [
-                    (w.incident.id, w.incident.version, _ts(w.incident.last_seen), w.incident.merged_into is None)
-                    for w in commit.incidents
-                ],
-            )
-            db.executemany(
-                "INSERT OR REPLACE INTO links (entity, version, body) VALUES (?, ?, ?)",
-                [(w.links.entity, w.links.version, _spans_json(w.links)) for w in commit.links],
-            )
-            db.executemany("INSERT INTO members (signal_id, incident_id) VALUES (?, ?)", list(commit.members.items()))
-            known = self._known
+            pending, known = self._pending, self._known
             for write in commit.incidents:
                 self._keep(write.incident)
-                self._unwritten[write.incident.id] = self._incidents[write.incident.id]
+                pending.incidents[write.incident.id] = self._incidents[write.incident.id]
                 known.incident_versions[write.incident.id] = write.incident.version
             for links_write in commit.links:
-                known.links[links_write.links.entity] = copy_links(links_write.links)
+                item = links_write.links
+                pending.links[item.entity] = copy_links(item)
+                known.links[item.entity] = copy_links(item)
+            pending.members.update(commit.members)
             known.members.update(commit.members)
             known.not_members.difference_update(commit.members)
         return True
@@ -461,9 +422,10 @@ class SqliteStore(StateStore):
         return True
 
     def _read_documents(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        """A read of incident documents: those of the open transaction are written first, so it sees them."""
+        """A read of incident documents: the open transaction's pending writes go first, so it sees them."""
         with self._lock:
-            self._write_documents()
+            if self._batch_started is not None:
+                self._write_pending()
             return self._read(sql, params)
 
     def incidents(self, *, since: datetime | None = None) -> list[Incident]:
@@ -479,13 +441,15 @@ class SqliteStore(StateStore):
 
     def mark_handled(self, incident_id: str, version: int) -> None:
         with self._lock:
-            with self._write() as db:
+            with self._write(pending_first=True) as db:  # the incident's row may be pending
                 db.execute("UPDATE incidents SET handled = max(handled, ?) WHERE id = ?", (version, incident_id))
             self.sync()  # the shell's step, beside audit writes to the same file: not held in a batch
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:
             self._refresh()
+            if key in self._pending.meta:
+                return self._pending.meta[key]
             if key not in self._known.meta:
                 rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
                 self._known.meta[key] = str(rows[0][0]) if rows else None
@@ -493,22 +457,11 @@ class SqliteStore(StateStore):
 
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
-            with self._write(statements=1) as db:
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            with self._write():
+                self._pending.meta[key] = value
             self._known.meta[key] = value
 
     def close(self) -> None:
         with self._lock:
             self.sync()
             self._db.close()
-
-
-def _spans_json(links: EntityLinks) -> str:
-    return json.dumps({i: [s.first.isoformat(), s.last.isoformat()] for i, s in links.incidents.items()})
-
-
-def _spans(body: str) -> dict[str, Span]:
-    return {
-        i: Span(datetime.fromisoformat(first), datetime.fromisoformat(last))
-        for i, (first, last) in json.loads(body).items()
-    }

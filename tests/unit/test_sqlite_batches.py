@@ -14,7 +14,7 @@ from pathlib import Path
 
 from correlators.model import EventSource, NormalizedEvent, Severity
 from correlators.signals import Incident, Signal
-from correlators.state.base import Commit, IncidentWrite
+from correlators.state.base import Commit, EntityLinks, IncidentWrite, LinksWrite, Span
 from correlators.state.sqlite import SqliteStore
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -142,5 +142,47 @@ def test_signals_put_in_a_batch_are_read_counted_and_dropped_before_it_commits(t
     read = other.signals("p", T0, far)
     assert read == [_signal(1, "a")]
     assert not store.put_signal(_signal(1, "a"), ["p"], far)  # already stored, in an earlier batch
+    store.close()
+    other.close()
+
+
+def test_a_batch_reads_its_own_writes_and_others_see_them_all_once_it_commits(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    other = SqliteStore(path)
+    store = SqliteStore(path, batched=True)
+    links = EntityLinks("principal|p", 1, {"inc-1": Span(T0, T0 + timedelta(minutes=1))})
+    created = _incident("inc-1", "new")
+    created.version = 1
+    assert store.commit(
+        Commit(incidents=[IncidentWrite(created, 0)], links=[LinksWrite(links, 0)], members={"s": "inc-1"})
+    )
+    store.set_meta("watermark", "1")
+    store.mark_seen("event-1", T0)
+    store.mark_handled("inc-1", 1)  # commits the batch: the shell's step is never held
+    store.set_meta("watermark", "2")
+    store.mark_seen("event-2", T0 + timedelta(minutes=1))
+    store.mark_seen("event-2", T0 + timedelta(minutes=5))  # the first mark stays
+    links = EntityLinks("principal|p", 2, {"inc-1": Span(T0, T0 + timedelta(minutes=2))})
+    assert store.commit(Commit(links=[LinksWrite(links, 1)], members={"t": "inc-1"}))
+    # This batch reads its own writes.
+    assert store.get_meta("watermark") == "2"
+    assert store.seen("event-2")
+    assert store.get_links(["principal|p"])["principal|p"] == links
+    assert store.members(["s", "t", "u"]) == {"s": "inc-1", "t": "inc-1"}
+    assert not store.commit(Commit(members={"t": "inc-2"}))
+    assert store.unhandled_incidents() == []
+    # The other handle sees the committed part only...
+    assert other.get_meta("watermark") == "1"
+    assert other.seen("event-1") and not other.seen("event-2")
+    assert other.get_links(["principal|p"])["principal|p"].version == 1
+    assert other.members(["s", "t"]) == {"s": "inc-1"}
+    assert other.unhandled_incidents() == []
+    store.sync()
+    # ...and the rest once the batch commits.
+    assert other.get_meta("watermark") == "2"
+    assert other.seen("event-2")
+    assert other.get_links(["principal|p"])["principal|p"] == links
+    assert other.members(["s", "t"]) == {"s": "inc-1", "t": "inc-1"}
+    assert other.forget_events(T0 + timedelta(minutes=2)) == 2  # both marks kept their first time
     store.close()
     other.close()
