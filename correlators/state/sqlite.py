@@ -119,20 +119,12 @@ class SqliteStore(StateStore):
 
     @contextmanager
     def _write(self, *, savepoint: bool = False, pending_first: bool = False) -> Iterator[sqlite3.Connection]:
-        """One write, all or nothing, in the open batch (begun here, with the write lock, when none is open):
-        taken before its first read, so its checks and its writes see the same database. A write of more than
-        one statement takes a savepoint, so a failure undoes only itself; one held in `_pending` changes memory
-        only once nothing can fail any more. `pending_first`: a write whose statements must see the pending
-        writes in the file has them written first, outside its savepoint (they are the batch's, not its own)."""
+        """One write to the file, all or nothing, in the open batch (`_begin`): taken before its first read, so
+        its checks and its writes see the same database. A write of more than one statement takes a savepoint,
+        so a failure undoes only itself. `pending_first`: a write whose statements must see the pending writes
+        in the file has them written first, outside its savepoint (they are the batch's, not its own)."""
         with self._lock:
-            if self._batch_started is None:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._refresh()  # before `_batch_started`: the last look at others' commits until this one ends
-                self._batch_started = time.monotonic()
-                if self._batched:
-                    self._timer = threading.Timer(BATCH_SECONDS, self._commit_stale_batch)
-                    self._timer.daemon = True
-                    self._timer.start()
+            self._begin()
             if pending_first:
                 self._write_pending()
             if savepoint:
@@ -150,6 +142,23 @@ class SqliteStore(StateStore):
                 self._db.execute("RELEASE write")
             if not self._batched:
                 self.sync()
+
+    def _begin(self) -> None:
+        """Open the batch's transaction, with the file's write lock, unless one is open (under `_lock`). A write
+        held in `_pending` needs no more: it changes memory only once nothing can fail any more, and then, when
+        unbatched, commits (`_done`)."""
+        if self._batch_started is None:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._refresh()  # before `_batch_started`: the last look at others' commits until this one ends
+            self._batch_started = time.monotonic()
+            if self._batched:
+                self._timer = threading.Timer(BATCH_SECONDS, self._commit_stale_batch)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _done(self) -> None:
+        if not self._batched:
+            self.sync()
 
     def sync(self) -> None:
         """Commit the open batch: everything written so far is durable."""
@@ -209,14 +218,17 @@ class SqliteStore(StateStore):
 
     def put_signal(self, signal: Signal, partitions: Iterable[str], expires: datetime) -> bool:
         with self._lock:
-            with self._write() as db:
+            self._begin()
+            try:
                 if signal.id in self._pending.signals:
                     return False
-                if db.execute("SELECT 1 FROM signals WHERE id = ?", (signal.id,)).fetchone():
+                if self._db.execute("SELECT 1 FROM signals WHERE id = ?", (signal.id,)).fetchone():
                     return False
                 names = sorted(set(partitions))
                 time = _ts(signal.time)
                 self._pending.add_signal(signal, names, time, _ts(expires))
+            finally:
+                self._done()
             self._known.signal_added(names, time, signal.id)
             self._remember(signal)
         return True
@@ -230,17 +242,20 @@ class SqliteStore(StateStore):
             if self._batch_started is None:
                 self._refresh()
             low, high = _ts(start), _ts(end)
-            ids = self._known.window(partition, low, high, newest_first=newest_first, limit=limit)
-            if ids is None:
-                rows = self._read("SELECT time, signal_id FROM signal_partitions WHERE partition = ?", (partition,))
-                read = [(float(time), str(signal_id)) for time, signal_id in rows]
-                self._known.windows[partition] = sorted(read + self._pending.rows.get(partition, []))
-                ids = self._known.window(partition, low, high, newest_first=newest_first, limit=limit) or []
+            rows = self._known.window(partition, low, high, newest_first=newest_first, limit=limit)
+            if rows is None:
+                read = self._read("SELECT time, signal_id FROM signal_partitions WHERE partition = ?", (partition,))
+                found = [(float(time), str(signal_id)) for time, signal_id in read]
+                self._known.windows[partition] = sorted(found + self._pending.rows.get(partition, []))
+                rows = self._known.window(partition, low, high, newest_first=newest_first, limit=limit) or []
             cache = self._cache
             try:
-                return [cache[signal_id] for signal_id in ids]
+                if newest_first:
+                    return [cache[signal_id] for _, signal_id in reversed(rows)]
+                return [cache[signal_id] for _, signal_id in rows]
             except KeyError:
-                return self._signals_read(ids)
+                ids = [signal_id for _, signal_id in rows]
+                return self._signals_read(ids[::-1] if newest_first else ids)
 
     def _signals_read(self, ids: list[str]) -> list[Signal]:
         """The signals of these ids, some not (or no longer) parsed in memory."""
@@ -311,9 +326,10 @@ class SqliteStore(StateStore):
 
     def mark_seen(self, key: str, time: datetime) -> None:
         with self._lock:
-            with self._write():
-                # Written with INSERT OR IGNORE: the mark of an event the file holds already is kept, as it was.
-                self._pending.seen.setdefault(key, _ts(time))
+            self._begin()
+            # Written with INSERT OR IGNORE: the mark of an event the file holds already is kept, as it was.
+            self._pending.seen.setdefault(key, _ts(time))
+            self._done()
             self._batch_events += 1
             if self._batch_events >= BATCH_EVENTS:
                 self.sync()
@@ -344,17 +360,20 @@ class SqliteStore(StateStore):
 
     def get_links(self, entities: Iterable[str]) -> dict[str, EntityLinks]:
         with self._lock:
-            self._refresh()
+            if self._batch_started is None:
+                self._refresh()
             known = self._known.links
-            keys = [key for key in dict.fromkeys(entities) if key not in known]
-            for chunk in range(0, len(keys), 500):
-                part = keys[chunk : chunk + 500]
+            keys = list(entities)
+            unknown = [key for key in keys if key not in known]
+            for chunk in range(0, len(unknown), 500):
+                part = list(dict.fromkeys(unknown[chunk : chunk + 500]))
                 marks = ",".join("?" * len(part))
                 sql = f"SELECT entity, version, body FROM links WHERE entity IN ({marks})"  # noqa: S608
                 read = {str(e): EntityLinks(str(e), int(v), spans(str(b))) for e, v, b in self._read(sql, part)}
                 for key in part:
                     known[key] = read.get(key) or EntityLinks(key)
-            return {key: copy_links(known[key]) for key in entities}
+            # Copies: a caller changes what it gets (and commits it), never what this connection knows.
+            return {key: EntityLinks(key, item.version, dict(item.incidents)) for key in keys for item in (known[key],)}
 
     def members(self, signal_ids: Iterable[str]) -> dict[str, str]:
         with self._lock:
@@ -371,22 +390,26 @@ class SqliteStore(StateStore):
             return {i: known[i] for i in ids if i in known}
 
     def commit(self, commit: Commit) -> bool:
-        with self._write():
-            # Inside the write transaction what this connection knows is what the file holds (`Known`).
-            if not self._holds(commit):
-                return False
-            pending, known = self._pending, self._known
-            for write in commit.incidents:
-                self._keep(write.incident)
-                pending.incidents[write.incident.id] = self._incidents[write.incident.id]
-                known.incident_versions[write.incident.id] = write.incident.version
-            for links_write in commit.links:
-                item = links_write.links
-                pending.links[item.entity] = copy_links(item)
-                known.links[item.entity] = copy_links(item)
-            pending.members.update(commit.members)
-            known.members.update(commit.members)
-            known.not_members.difference_update(commit.members)
+        with self._lock:
+            self._begin()
+            try:
+                # Inside the write transaction what this connection knows is what the file holds (`Known`).
+                if not self._holds(commit):
+                    return False
+                pending, known = self._pending, self._known
+                for write in commit.incidents:
+                    self._keep(write.incident)
+                    pending.incidents[write.incident.id] = self._incidents[write.incident.id]
+                    known.incident_versions[write.incident.id] = write.incident.version
+                for links_write in commit.links:
+                    item = links_write.links
+                    pending.links[item.entity] = copy_links(item)
+                    known.links[item.entity] = copy_links(item)
+                pending.members.update(commit.members)
+                known.members.update(commit.members)
+                known.not_members.difference_update(commit.members)
+            finally:
+                self._done()
         return True
 
     def _holds(self, commit: Commit) -> bool:
@@ -457,8 +480,9 @@ class SqliteStore(StateStore):
 
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
-            with self._write():
-                self._pending.meta[key] = value
+            self._begin()
+            self._pending.meta[key] = value
+            self._done()
             self._known.meta[key] = value
 
     def close(self) -> None:

@@ -48,9 +48,9 @@ class Known:
 
     def window(
         self, partition: str, start: float, end: float, *, newest_first: bool, limit: int | None
-    ) -> list[str] | None:
-        """The signal ids of a partition read before with start <= time <= end, in the order asked; None when
-        the partition was not read yet."""
+    ) -> list[tuple[float, str]] | None:
+        """The (time, signal id) rows of a partition read before with start <= time <= end, oldest first, at most
+        `limit` of them from the end asked for; None when the partition was not read yet."""
         rows = self.windows.get(partition)
         if rows is None:
             return None
@@ -59,9 +59,7 @@ class Known:
         high = bisect.bisect_left(rows, (math.nextafter(end, math.inf),), lo=low)
         if limit is not None:
             low, high = (max(low, high - limit), high) if newest_first else (low, min(high, low + limit))
-        if newest_first:
-            return [signal_id for _, signal_id in reversed(rows[low:high])]
-        return [signal_id for _, signal_id in rows[low:high]]
+        return rows[low:high]
 
     def signal_added(self, partitions: list[str], time: float, signal_id: str) -> None:
         for partition in partitions:
