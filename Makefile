@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python infra/demo.py
 
+# The suite runs on every core (pytest-xdist); a worker that runs dry takes tests queued for another (worksteal),
+# so the long end-to-end tests do not leave a core idle.
 test: lint checkov browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # The report tests open pages in Debian's Chromium; CI runs as root on Debian, so it installs it once, here.
 browser:

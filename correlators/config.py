@@ -236,18 +236,27 @@ class Config(_Strict):
 
     def asset_class(self, uri: str) -> str | None:
         """The first asset class whose glob matches `uri` (an s3:// URI or an ARN), else None."""
-        rank = self._uri_index.first(uri)
-        return None if rank is None else self._classes[rank]
+        private = self._private_attributes()
+        rank = private["_uri_index"].first(uri)
+        return None if rank is None else private["_classes"][rank]
 
     def bucket_asset_class(self, bucket: str) -> str | None:
         """The first asset class with an s3:// glob whose bucket part matches `bucket` (a bucket name)."""
-        rank = self._bucket_index.first(bucket)
-        return None if rank is None else self._classes[rank]
+        private = self._private_attributes()
+        rank = private["_bucket_index"].first(bucket)
+        return None if rank is None else private["_classes"][rank]
 
     def declared_writer(self, asset_class: str, principal: str) -> bool | None:
         """Whether `principal` (an IAM ARN) is a declared writer of `asset_class`; None when the class declares none."""
-        index = self._writer_index.get(asset_class)
+        index = self._private_attributes()["_writer_index"].get(asset_class)
         return None if index is None else index.first(principal) is not None
+
+    def _private_attributes(self) -> dict[str, Any]:
+        # The indexes above, read from the dict pydantic keeps them in: `self._uri_index` goes through
+        # BaseModel.__getattr__, 3 us a read, and every resource the enricher has not seen before takes two to four.
+        private = self.__pydantic_private__
+        assert private is not None  # set by validation, as every PrivateAttr has a default or is set in _asset_index
+        return private
 
     def image_allowed(self, image: str) -> bool | None:
         """Whether a container image comes from an allowed registry; None when no registry is listed."""

@@ -7,7 +7,7 @@ resource an AWS Config rule finds NON_COMPLIANT (and, as context that opens noth
 
 from __future__ import annotations
 
-from correlators.model import EventSource, NormalizedEvent, Severity
+from correlators.model import EventSource, NormalizedEvent, Severity, trusted
 from correlators.normalize import INACTIVE_FINDING_STATUSES
 from correlators.sigma.fields import FieldView
 from correlators.sigma.index import RuleIndex
@@ -37,7 +37,7 @@ class Detector:
             for rule in index.candidates(fields):
                 if rule.matches(fields):
                     signals.append(
-                        Signal(
+                        _signal(
                             rule=rule.key,
                             title=rule.title,
                             severity=rule.level or Severity.MEDIUM,
@@ -48,6 +48,13 @@ class Detector:
         return signals
 
 
+def _signal(*, rule: str, title: str, severity: Severity, standalone: bool, event: NormalizedEvent) -> Signal:
+    """`Signal(...)` without validating again what is valid already: the keyword types say what validation would
+    check (an enum severity, a validated event, kept as it is). tests/unit/test_detect_trusted.py proves every
+    signal of the samples equal, value and type, to its validated construction."""
+    return trusted(Signal, rule=rule, title=title, severity=severity, standalone=standalone, event=event)
+
+
 def _implicit_signals(event: NormalizedEvent) -> list[Signal]:
     if event.finding is not None and event.finding.requested:
         # An analyst asked for containment: at least high, whatever the finding's own severity or status, so it
@@ -55,19 +62,19 @@ def _implicit_signals(event: NormalizedEvent) -> list[Signal]:
         finding = event.finding
         severity = finding.severity if finding.severity.rank >= Severity.HIGH.rank else Severity.HIGH
         title = f"Sent to Cordon from Security Hub: {finding.title or finding.type}"
-        return [Signal(rule=SECURITYHUB_REQUEST_RULE, title=title, severity=severity, standalone=True, event=event)]
+        return [_signal(rule=SECURITYHUB_REQUEST_RULE, title=title, severity=severity, standalone=True, event=event)]
     if event.finding is not None:
         finding = event.finding
         if (finding.status or "").upper() in INACTIVE_FINDING_STATUSES:  # closed by a person or a passed control
             return []
         rule = GUARDDUTY_RULE if event.source is EventSource.GUARDDUTY else SECURITYHUB_RULE
         title = finding.title or finding.type
-        return [Signal(rule=rule, title=title, severity=finding.severity, standalone=True, event=event)]
+        return [_signal(rule=rule, title=title, severity=finding.severity, standalone=True, event=event)]
     if event.alarm is not None and event.alarm.state == "ALARM" and event.alarm.previous_state != "ALARM":
         # Alarms carry no severity; low keeps an unrelated alarm from opening an incident by itself, while
         # Sigma rules (built-in rule 4) give the ML endpoint and API alarms their real severity.
         title = f"CloudWatch alarm {event.alarm.name} entered ALARM"
-        return [Signal(rule=ALARM_RULE, title=title, severity=Severity.LOW, standalone=True, event=event)]
+        return [_signal(rule=ALARM_RULE, title=title, severity=Severity.LOW, standalone=True, event=event)]
     if event.compliance is not None:
         return _compliance_signals(event)
     return []
@@ -83,8 +90,8 @@ def _compliance_signals(event: NormalizedEvent) -> list[Signal]:
     subject = f"{compliance.resource_type} {compliance.resource_id}"
     if compliance.compliance == NON_COMPLIANT and compliance.previous_compliance != NON_COMPLIANT:
         title = f"AWS Config: {subject} is NON_COMPLIANT with {compliance.rule}"
-        return [Signal(rule=CONFIG_RULE, title=title, severity=Severity.LOW, standalone=True, event=event)]
+        return [_signal(rule=CONFIG_RULE, title=title, severity=Severity.LOW, standalone=True, event=event)]
     if compliance.compliance == "COMPLIANT" and compliance.previous_compliance == NON_COMPLIANT:
         title = f"AWS Config: {subject} is COMPLIANT again with {compliance.rule}"
-        return [Signal(rule=CONFIG_RULE, title=title, severity=Severity.INFORMATIONAL, standalone=False, event=event)]
+        return [_signal(rule=CONFIG_RULE, title=title, severity=Severity.INFORMATIONAL, standalone=False, event=event)]
     return []

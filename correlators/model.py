@@ -7,10 +7,12 @@ signals into incidents.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import cached_property
-from typing import Any
+from functools import cached_property, lru_cache
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,7 +62,7 @@ class Entity(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.type.value}:{self.id}"
+        return f"{self.type}:{self.id}"  # a StrEnum formats as its value, without the slower `.value` look-up
 
     def __hash__(self) -> int:
         # Equal entities (same type and id) hash alike, as pydantic's frozen-model hash does, in one C call:
@@ -84,7 +86,10 @@ _SEVERITY_ORDER = list(Severity)
 
 
 class Actor(BaseModel):
-    """Who made the call, resolved to a stable principal (DESIGN principle 3)."""
+    """Who made the call, resolved to a stable principal (DESIGN principle 3). Frozen: the events of one identity
+    share one Actor."""
+
+    model_config = ConfigDict(frozen=True)
 
     principal: str | None = None  # ARN of the IAM user, the role (not the session), or the root
     principal_type: str | None = None  # CloudTrail userIdentity.type: IAMUser, AssumedRole, Root, AWSService ...
@@ -98,7 +103,10 @@ class Actor(BaseModel):
 
 
 class Resource(BaseModel):
-    """A resource the event names, typed by the entity kind it maps to."""
+    """A resource the event names, typed by the entity kind it maps to. Frozen: events naming the same resource
+    share one."""
+
+    model_config = ConfigDict(frozen=True)
 
     type: EntityType
     id: str  # ARN where one exists; s3://bucket/key for objects; instance id; access key id
@@ -176,12 +184,11 @@ class NormalizedEvent(BaseModel):
         return tuple(self._collect_entities())
 
     def _collect_entities(self) -> list[Entity]:
-        found: dict[str, Entity] = {}
+        found: dict[tuple[EntityType, str], Entity] = {}
 
         def add(kind: EntityType, value: str | None) -> None:
-            if value:
-                entity = Entity(type=kind, id=value)
-                found.setdefault(entity.key, entity)
+            if value and (kind, value) not in found:
+                found[kind, value] = _entity(kind, value)
 
         if self.actor:
             add(EntityType.PRINCIPAL, self.actor.principal)
@@ -193,3 +200,68 @@ class NormalizedEvent(BaseModel):
         for resource in self.resources:
             add(resource.type, resource.id)
         return list(found.values())
+
+
+@lru_cache(maxsize=16384)
+def _entity(kind: EntityType, value: str) -> Entity:
+    """One shared Entity per kind and id (they are frozen): identities and assets recur event after event."""
+    return Entity(type=kind, id=value)
+
+
+# --- construction without validation, for values that are valid already ---
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_set_slot = object.__setattr__
+
+
+def trusted(model: type[_Model], /, **values: Any) -> _Model:
+    """`model(**values)` without validating `values` again: for the normalizer's hot path, whose values are built
+    from input pydantic validated at the edge (`CloudTrailRecord`, ...) and are already of the field types.
+
+    Fields not given take their defaults, a fresh one from a default factory; `model_fields_set` is the names
+    given, as with validation. Values are kept as they are, not copied (validation copies lists and dicts).
+    Pydantic's `model_construct` does the same, but resolving aliases and deep-copying defaults on every call
+    makes it slower than validating. A missing required field or an unknown name raises TypeError.
+    tests/unit/test_normalize_trusted.py proves every event normalized from the samples equal, value and type,
+    to its validated construction.
+    """
+    shape = _SHAPES.get(model) or _shape_of(model)
+    fields = {**shape.template, **values}
+    if len(fields) > len(shape.template) or not shape.required <= values.keys():
+        missing = ", ".join(sorted(shape.required - values.keys()))
+        unknown = ", ".join(sorted(values.keys() - shape.template.keys()))
+        raise TypeError(f"{model.__name__}: missing {missing or '-'}; unknown {unknown or '-'}")
+    for name, factory in shape.factories:
+        if name not in values:
+            fields[name] = factory()
+    instance = model.__new__(model)
+    _set_slot(instance, "__dict__", fields)
+    _set_slot(instance, "__pydantic_fields_set__", set(values))
+    _set_slot(instance, "__pydantic_extra__", None)
+    _set_slot(instance, "__pydantic_private__", None)
+    return instance
+
+
+@dataclass(frozen=True)
+class _Shape:
+    template: dict[str, Any]  # every field in declaration order (the order of `__dict__` after validation)
+    required: frozenset[str]
+    factories: tuple[tuple[str, Callable[[], Any]], ...]
+
+
+_SHAPES: dict[type[BaseModel], _Shape] = {}
+
+
+def _shape_of(model: type[BaseModel]) -> _Shape:
+    if model.__pydantic_post_init__ or model.__private_attributes__ or model.model_config.get("extra") == "allow":
+        raise TypeError(f"{model.__name__}: trusted() builds plain models only (no post-init, private or extra)")
+    template: dict[str, Any] = {}
+    factories: list[tuple[str, Callable[[], Any]]] = []
+    for name, field in model.model_fields.items():
+        template[name] = None if field.is_required() or field.default_factory else field.default
+        hash(template[name])  # a shared default must be immutable: validation would deep-copy a mutable one
+        if field.default_factory is not None:
+            factories.append((name, field.default_factory))  # type: ignore[arg-type]
+    required = frozenset(name for name, field in model.model_fields.items() if field.is_required())
+    _SHAPES[model] = _Shape(template, required, tuple(factories))
+    return _SHAPES[model]

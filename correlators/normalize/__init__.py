@@ -21,7 +21,7 @@ from correlators.normalize.cloudtrail import looks_like_cloudtrail, normalize_cl
 from correlators.normalize.cloudwatch import normalize_alarm
 from correlators.normalize.compliance import looks_like_compliance_change, normalize_compliance_change
 from correlators.normalize.enrich import enrich
-from correlators.normalize.fields import Envelope, text
+from correlators.normalize.fields import NO_ENVELOPE, Envelope, text
 from correlators.normalize.guardduty import looks_like_guardduty, normalize_guardduty
 from correlators.normalize.securityhub import looks_like_asff, normalize_asff
 
@@ -103,7 +103,7 @@ def _parse(payload: dict[str, Any], origin: str) -> list[NormalizedEvent]:
     if isinstance(payload.get("detail"), dict):
         # An EventBridge fragment without its detail-type (as in some sample events): read what it carries.
         return _parse_bare(payload["detail"], origin, _envelope_of(payload))
-    return _parse_bare(payload, origin, Envelope())
+    return _parse_bare(payload, origin, NO_ENVELOPE)
 
 
 def _parse_envelope(payload: dict[str, Any], origin: str) -> list[NormalizedEvent]:

@@ -8,10 +8,10 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from correlators.model import EventSource, NormalizedEvent, Resource
+from correlators.model import EventSource, NormalizedEvent, Resource, trusted
 from correlators.normalize import identity, sagemaker
 from correlators.normalize import resources as res
-from correlators.normalize.fields import Envelope, SourceModel, Timestamp, dig, text, validate
+from correlators.normalize.fields import NO_ENVELOPE, Envelope, JsonObject, SourceModel, Timestamp, dig, text, validate
 
 LABEL = "CloudTrail record"
 
@@ -23,13 +23,13 @@ class CloudTrailRecord(SourceModel):
     eventName: str
     awsRegion: str | None = None
     recipientAccountId: str | None = None
-    userIdentity: dict[str, Any] | None = None
+    userIdentity: JsonObject | None = None
     sourceIPAddress: str | None = None
     userAgent: str | None = None
     errorCode: str | None = None
-    requestParameters: dict[str, Any] | None = None
-    responseElements: dict[str, Any] | None = None
-    resources: list[dict[str, Any]] | None = None
+    requestParameters: JsonObject | None = None
+    responseElements: JsonObject | None = None
+    resources: list[JsonObject] | None = None
 
 
 def looks_like_cloudtrail(document: dict[str, Any]) -> bool:
@@ -38,12 +38,15 @@ def looks_like_cloudtrail(document: dict[str, Any]) -> bool:
 
 
 def normalize_cloudtrail(document: dict[str, Any], origin: str, envelope: Envelope | None = None) -> NormalizedEvent:
-    envelope = envelope or Envelope()
+    envelope = envelope or NO_ENVELOPE
     record = validate(CloudTrailRecord, _with_insight_fields(document), LABEL)
     account = record.recipientAccountId or text(dig(record.userIdentity, "accountId")) or envelope.account
     region = record.awsRegion or envelope.region
     service = record.eventSource.removesuffix(".amazonaws.com")
-    return NormalizedEvent(
+    # Every value is of its field's type already (validated above, or built from validated values): not validated
+    # again, the hot path of the whole core.
+    return trusted(
+        NormalizedEvent,
         event_id=record.eventID or content_id(document),
         time=record.eventTime,
         source=EventSource.CLOUDTRAIL,
@@ -150,8 +153,13 @@ def _apigateway(params: dict[str, Any], region: str | None) -> list[Resource | N
     return found
 
 
+_INSTANCE_KEYS = frozenset({"instanceId", "target", "instanceIds", "instancesSet"})
+
+
 def _instances(elements: dict[str, Any]) -> list[Resource | None]:
     """EC2 instance ids wherever EC2 and SSM put them: instanceId, instanceIds, instancesSet.items, target."""
+    if _INSTANCE_KEYS.isdisjoint(elements):
+        return []  # most calls name no instance, and this is asked of every request and response
     ids: list[Any] = [elements.get("instanceId"), elements.get("target")]
     if isinstance(elements.get("instanceIds"), list):
         ids += elements["instanceIds"]

@@ -19,7 +19,7 @@ from typing import Any
 from correlators.errors import EventRejectedError
 from correlators.model import Compliance, EventSource, NormalizedEvent
 from correlators.normalize import resources as res
-from correlators.normalize.fields import Envelope, SourceModel, Timestamp, dig, parse_time, text, validate
+from correlators.normalize.fields import NO_ENVELOPE, Envelope, SourceModel, Timestamp, dig, parse_time, text, validate
 
 LABEL = "AWS Config compliance change"
 
@@ -60,7 +60,7 @@ def looks_like_compliance_change(document: dict[str, Any]) -> bool:
 def normalize_compliance_change(
     document: dict[str, Any], origin: str, envelope: Envelope | None = None
 ) -> NormalizedEvent:
-    envelope = envelope or Envelope()
+    envelope = envelope or NO_ENVELOPE
     change = validate(ComplianceChange, document, f"{LABEL}: detail")
     new = change.newEvaluationResult
     qualifier = new.evaluationResultIdentifier.evaluationResultQualifier

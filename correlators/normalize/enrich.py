@@ -20,39 +20,80 @@ elsewhere, True when all do, None when it names none or the site lists no regist
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
+from functools import lru_cache
 
 from correlators.config import Config
 from correlators.model import EntityType, NormalizedEvent, Resource
 
 
 def enrich(event: NormalizedEvent, config: Config) -> NormalizedEvent:
-    update: dict[str, Any] = {}
-    resources = event.resources
-    if config.assets and resources:
-        resources = [r.model_copy(update={"asset_class": asset_class_of(r, config)}) for r in resources]
-        update["resources"] = resources
+    """`event`, enriched in place and returned: the normalizer enriches the events it has just built, before
+    anything else sees them (a copy of each cost more than building it). A resource that takes an asset class is
+    replaced by one that has it; the others are kept as they are."""
+    site = _Site(config)
+    if config.assets and event.resources:
+        event.resources = [_classified(resource, site) for resource in event.resources]
     if config.asset_writers:
-        classes = {r.asset_class for r in resources if r.asset_class}
-        update["declared_writer"] = declared_writer(event, classes, config)
+        principal = event.actor.principal if event.actor else None
+        classes = frozenset(r.asset_class for r in event.resources if r.asset_class)
+        event.declared_writer = _writer_verdict(site, principal, classes) if classes and principal else None
     if config.allowed_image_registries and event.images:
-        update["image_allowed"] = all(config.image_allowed(image) for image in event.images)
-    return event.model_copy(update=update) if update else event
+        event.image_allowed = all(config.image_allowed(image) for image in event.images)
+    return event
+
+
+class _Site:
+    """A configuration as a cache key, by identity. What it says about a resource or a principal is remembered
+    (buckets, objects and roles recur event after event), for as long as the configuration exists: the cache
+    entry holds it, so its id cannot be reused while the entry lives. A configuration is not changed once events
+    are normalized with it (its glob indexes are built when it is validated)."""
+
+    __slots__ = ("config",)
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def __hash__(self) -> int:
+        return id(self.config)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Site) and other.config is self.config
+
+
+def _classified(resource: Resource, site: _Site) -> Resource:
+    classified = _with_asset_class(site, resource.type, resource.id)
+    if classified is not None:
+        return classified
+    return resource if resource.asset_class is None else resource.model_copy(update={"asset_class": None})
+
+
+@lru_cache(maxsize=8192)
+def _with_asset_class(site: _Site, kind: EntityType, identifier: str) -> Resource | None:
+    """The resource with the asset class the site gives it (shared: events never change their resources), or
+    None when it takes none."""
+    asset_class = _asset_class(kind, identifier, site.config)
+    return None if asset_class is None else Resource(type=kind, id=identifier, asset_class=asset_class)
 
 
 def asset_class_of(resource: Resource, config: Config) -> str | None:
-    if not resource.id.startswith(("s3://", "arn:")):
+    return _asset_class(resource.type, resource.id, config)
+
+
+def _asset_class(kind: EntityType, identifier: str, config: Config) -> str | None:
+    if not identifier.startswith(("s3://", "arn:")):
         return None  # instance ids and the like: the configuration names assets by URI or ARN only
-    found = config.asset_class(resource.id)
-    if found is None and resource.type is EntityType.BUCKET:
-        found = config.bucket_asset_class(resource.id.rsplit(":", 1)[-1])
+    found = config.asset_class(identifier)
+    if found is None and kind is EntityType.BUCKET:
+        found = config.bucket_asset_class(identifier.rsplit(":", 1)[-1])
     return found
 
 
-def declared_writer(event: NormalizedEvent, classes: set[str], config: Config) -> bool | None:
-    principal = event.actor.principal if event.actor else None
-    if not principal or not principal.startswith("arn:"):
-        return None
+@lru_cache(maxsize=4096)
+def _writer_verdict(site: _Site, principal: str, classes: frozenset[str]) -> bool | None:
+    """`declared_writer` of a principal that touched `classes` (see the module docstring)."""
+    config = site.config
+    if not principal.startswith("arn:"):
+        return None  # no IAM principal to judge
     verdicts = [config.declared_writer(name, principal) for name in sorted(classes)]
     judged = [verdict for verdict in verdicts if verdict is not None]
     if judged and any(fnmatch.fnmatchcase(principal, glob) for glob in config.guards.cordon_roles):

@@ -10,7 +10,7 @@ from pydantic import FiniteFloat, model_validator
 from correlators.model import Actor, EventSource, Finding, NormalizedEvent, Resource, Severity
 from correlators.normalize import identity
 from correlators.normalize import resources as res
-from correlators.normalize.fields import Envelope, SourceModel, Timestamp, dig, mapping, text, validate
+from correlators.normalize.fields import NO_ENVELOPE, Envelope, SourceModel, Timestamp, dig, mapping, text, validate
 
 LABEL = "GuardDuty finding"
 
@@ -74,7 +74,7 @@ def severity_of(score: float) -> Severity:
 
 
 def normalize_guardduty(document: dict[str, Any], origin: str, envelope: Envelope | None = None) -> NormalizedEvent:
-    envelope = envelope or Envelope()
+    envelope = envelope or NO_ENVELOPE
     finding = validate(GuardDutyFinding, document, LABEL)
     account = finding.accountId or envelope.account
     partition = finding.partition or "aws"

@@ -8,7 +8,9 @@ calls made with that key meet on the same entity nodes (principal, access key, s
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from correlators.model import Actor
 from correlators.normalize.fields import dig, mapping, text
@@ -58,79 +60,146 @@ def _last_segment(arn: str | None) -> str | None:
 # --- CloudTrail userIdentity ---
 
 
+class _UserIdentity(NamedTuple):
+    """The strings of a CloudTrail `userIdentity` that identity resolution reads, with the record's account."""
+
+    kind: str | None  # type
+    arn: str | None
+    account: str | None  # accountId, else the record's account
+    access_key: str | None  # accessKeyId
+    invoked_by: str | None  # invokedBy
+    user_name: str | None  # userName
+    principal_id: str | None  # principalId
+    issuer_arn: str | None  # sessionContext.sessionIssuer.arn
+    issuer_user_name: str | None  # sessionContext.sessionIssuer.userName
+    from_ec2: bool  # sessionContext.ec2RoleDelivery is present: an instance-profile session
+    on_behalf_of: str | None  # onBehalfOf.userId (IAM Identity Center)
+
+
 def from_cloudtrail(identity: Any, account: str | None) -> Actor | None:
-    """Actor from a CloudTrail `userIdentity`; `account` is the record's account, used when it names none."""
+    """Actor from a CloudTrail `userIdentity`; `account` is the record's account, used when it names none.
+    The same identity gives the same (shared) Actor: events never change theirs."""
     if not isinstance(identity, dict) or not identity:
         return None
-    kind = text(identity.get("type"))
-    arn = text(identity.get("arn"))
-    actor = Actor(
-        principal_type=kind,
-        account=text(identity.get("accountId")) or account,
-        access_key=text(identity.get("accessKeyId")),
-        invoked_by=text(identity.get("invokedBy")),
+    # The values as they stand are the cache key, in one tuple: checking each one's type first (`text`) cost more
+    # than the rest of the resolution, and is done once per distinct identity instead, in `_resolve`.
+    get = identity.get
+    session = get("sessionContext")
+    issuer = session.get("sessionIssuer") if isinstance(session, dict) else None
+    if not isinstance(issuer, dict):
+        issuer = {}
+    on_behalf_of = get("onBehalfOf")
+    key = (
+        get("type"),
+        get("arn"),
+        get("accountId"),
+        account,
+        get("accessKeyId"),
+        get("invokedBy"),
+        get("userName"),
+        get("principalId"),
+        issuer.get("arn"),
+        issuer.get("userName"),
+        isinstance(session, dict) and session.get("ec2RoleDelivery") is not None,
+        on_behalf_of.get("userId") if isinstance(on_behalf_of, dict) else None,
     )
-    resolve = _RESOLVERS.get(kind or "", _other)
-    return actor.model_copy(update=resolve(identity, arn, actor))
+    try:
+        return _cloudtrail_actor(key)
+    except TypeError:  # an object or a list where a string belongs (unhashable): never cached, never read
+        return _resolve(key)
 
 
-def _iam_user(identity: dict[str, Any], arn: str | None, actor: Actor) -> dict[str, Any]:
-    name = text(identity.get("userName")) or _last_segment(arn)
+_RawIdentity = tuple[Any, Any, Any, str | None, Any, Any, Any, Any, Any, Any, bool, Any]
+
+
+@lru_cache(maxsize=4096)
+def _cloudtrail_actor(raw: _RawIdentity) -> Actor:
+    # Equal keys resolve alike: `text` keeps only strings, and a string equals nothing but a string.
+    return _resolve(raw)
+
+
+def _resolve(raw: _RawIdentity) -> Actor:
+    kind, arn, account_id, account, access_key, invoked_by, user_name, principal_id, issuer_arn, issuer_name = raw[:10]
+    return _actor_of(
+        _UserIdentity(
+            kind=text(kind),
+            arn=text(arn),
+            account=text(account_id) or account,
+            access_key=text(access_key),
+            invoked_by=text(invoked_by),
+            user_name=text(user_name),
+            principal_id=text(principal_id),
+            issuer_arn=text(issuer_arn),
+            issuer_user_name=text(issuer_name),
+            from_ec2=raw[10],
+            on_behalf_of=text(raw[11]),
+        )
+    )
+
+
+def _actor_of(who: _UserIdentity) -> Actor:
+    resolve = _RESOLVERS.get(who.kind or "", _other)
+    return Actor(
+        principal_type=who.kind, account=who.account, access_key=who.access_key, invoked_by=who.invoked_by
+    ).model_copy(update=resolve(who))
+
+
+def _iam_user(who: _UserIdentity) -> dict[str, Any]:
+    name = who.user_name or _last_segment(who.arn)
     # A failed ConsoleLogin names the user but has no ARN: rebuild it (without any IAM path).
-    return {"principal": arn or user_arn(actor.account, name), "user_name": name}
+    return {"principal": who.arn or user_arn(who.account, name), "user_name": name}
 
 
-def _assumed_role(identity: dict[str, Any], arn: str | None, actor: Actor) -> dict[str, Any]:
-    session_name = _last_segment(arn) or _after_colon(identity.get("principalId"))
-    from_ec2 = dig(identity, "sessionContext", "ec2RoleDelivery") is not None
+def _assumed_role(who: _UserIdentity) -> dict[str, Any]:
+    session_name = _last_segment(who.arn) or _after_colon(who.principal_id)
     return {
         # The issuer's ARN keeps the role path (role/service-role/x); the session ARN drops it.
-        "principal": text(dig(identity, "sessionContext", "sessionIssuer", "arn")) or role_arn_from_session(arn),
-        "session": arn,
+        "principal": who.issuer_arn or role_arn_from_session(who.arn),
+        "session": who.arn,
         "session_name": session_name,
-        "instance": session_name if from_ec2 and session_name else instance_behind(session_name),
+        "instance": session_name if who.from_ec2 and session_name else instance_behind(session_name),
     }
 
 
-def _root(identity: dict[str, Any], arn: str | None, actor: Actor) -> dict[str, Any]:
-    return {"principal": root_arn(actor.account, _partition(arn))}
+def _root(who: _UserIdentity) -> dict[str, Any]:
+    return {"principal": root_arn(who.account, _partition(who.arn))}
 
 
-def _aws_service(identity: dict[str, Any], arn: str | None, actor: Actor) -> dict[str, Any]:
+def _aws_service(who: _UserIdentity) -> dict[str, Any]:
     # Service events (eventType AwsServiceEvent) often name no type, only invokedBy. A service is no principal of
     # the account: as an entity it would tie every call it makes for anyone into one incident. `invoked_by` keeps it.
     return {"principal": None, "principal_type": "AWSService"}
 
 
-def _federated_user(identity: dict[str, Any], arn: str | None, actor: Actor) -> dict[str, Any]:
+def _federated_user(who: _UserIdentity) -> dict[str, Any]:
     # GetFederationToken sessions resolve to the IAM user who minted them, like role sessions to their role.
     return {
-        "principal": text(dig(identity, "sessionContext", "sessionIssuer", "arn")),
-        "user_name": text(dig(identity, "sessionContext", "sessionIssuer", "userName")),
-        "session": arn,
-        "session_name": _last_segment(arn) or _after_colon(identity.get("principalId")),
+        "principal": who.issuer_arn,
+        "user_name": who.issuer_user_name,
+        "session": who.arn,
+        "session_name": _last_segment(who.arn) or _after_colon(who.principal_id),
     }
 
 
-def _identity_center_user(identity: dict[str, Any], arn: str | None, actor: Actor) -> dict[str, Any]:
-    user_id = text(dig(identity, "onBehalfOf", "userId"))
+def _identity_center_user(who: _UserIdentity) -> dict[str, Any]:
+    user_id = who.on_behalf_of
     return {"principal": f"arn:aws:identitystore:::user/{user_id}" if user_id else None, "user_name": user_id}
 
 
-def _aws_account(identity: dict[str, Any], arn: str | None, actor: Actor) -> dict[str, Any]:
+def _aws_account(who: _UserIdentity) -> dict[str, Any]:
     # Another account calling in (cross-account access); `accountId` is that caller's account.
-    return {"principal": root_arn(actor.account)}
+    return {"principal": root_arn(who.account)}
 
 
-def _external_user(identity: dict[str, Any], arn: str | None, actor: Actor) -> dict[str, Any]:
+def _external_user(who: _UserIdentity) -> dict[str, Any]:
     # SAML / web-identity users have no IAM principal until they assume a role; that call names the role.
-    return {"user_name": text(identity.get("userName"))}
+    return {"user_name": who.user_name}
 
 
-def _other(identity: dict[str, Any], arn: str | None, actor: Actor) -> dict[str, Any]:
-    if actor.principal_type is None and actor.invoked_by:
-        return _aws_service(identity, arn, actor)
-    return {"principal": arn}
+def _other(who: _UserIdentity) -> dict[str, Any]:
+    if who.kind is None and who.invoked_by:
+        return _aws_service(who)
+    return {"principal": who.arn}
 
 
 def _after_colon(principal_id: Any) -> str | None:
@@ -140,7 +209,7 @@ def _after_colon(principal_id: Any) -> str | None:
     return value.split(":", 1)[1] or None
 
 
-_RESOLVERS = {
+_RESOLVERS: dict[str, Callable[[_UserIdentity], dict[str, Any]]] = {
     "IAMUser": _iam_user,
     "AssumedRole": _assumed_role,
     "Root": _root,

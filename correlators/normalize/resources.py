@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from correlators.model import Actor, EntityType, Resource
 
@@ -34,6 +35,7 @@ def partition_of(region: str | None) -> str:
     return "aws"
 
 
+@lru_cache(maxsize=4096)  # a few buckets are named by most events; Resources are frozen, so they can be shared
 def bucket(name: str) -> Resource:
     return Resource(type=EntityType.BUCKET, id=f"arn:aws:s3:::{name}")
 
@@ -81,8 +83,11 @@ def instance(instance_id: object) -> Resource | None:
 
 def from_arn(arn: object) -> Resource | None:
     """The entity an ARN names, for the kinds the graph knows; None for the rest (KMS keys, trails, ...)."""
-    if not isinstance(arn, str):
-        return None
+    return _from_arn(arn) if isinstance(arn, str) else None
+
+
+@lru_cache(maxsize=8192)  # roles, buckets and endpoints recur event after event
+def _from_arn(arn: str) -> Resource | None:
     parts = arn.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn":
         return None

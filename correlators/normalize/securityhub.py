@@ -12,7 +12,7 @@ from correlators.model import CORDON_GENERATED_MARKER, EventSource, Finding, Nor
 from correlators.normalize import identity
 from correlators.normalize import resources as res
 from correlators.normalize.cloudtrail import ip_or_none
-from correlators.normalize.fields import Envelope, SourceModel, Timestamp, dig, mapping, text, validate
+from correlators.normalize.fields import NO_ENVELOPE, Envelope, SourceModel, Timestamp, dig, mapping, text, validate
 
 LABEL = "ASFF finding"
 
@@ -58,7 +58,7 @@ def looks_like_asff(document: dict[str, Any]) -> bool:
 
 
 def normalize_asff(document: dict[str, Any], origin: str, envelope: Envelope | None = None) -> NormalizedEvent:
-    envelope = envelope or Envelope()
+    envelope = envelope or NO_ENVELOPE
     finding = validate(AsffFinding, document, LABEL)
     product_fields = document.get("ProductFields")
     if isinstance(product_fields, dict) and CORDON_GENERATED_MARKER in product_fields:

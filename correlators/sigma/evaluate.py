@@ -66,6 +66,7 @@ from sigma.types import (
 from correlators.errors import RuleError
 from correlators.sigma.fields import CORDON_FIELDS, FieldView, is_known_field, value_text
 from correlators.sigma.literals import required_literal
+from correlators.sigma.pins import EXISTS, Contains, Needle
 
 Matcher = Callable[[FieldView], bool]
 ValueTest = Callable[[Any], bool]
@@ -111,22 +112,23 @@ def compile_rule(rule: SigmaRule, locate: Locate | None = None) -> Matcher:
         raise RuleError(f"rule '{rule.title}': {error.what}", where=locate(error.field, error.modifier)) from None
 
 
-Pins = dict[str, frozenset[str]]
+Pins = dict[str, frozenset[Needle]]
 # Alternatives an AND keeps apart; past this, a child contributes only what all of its alternatives pin.
 _MAX_ALTERNATIVES = 16
 
 
 def pinned_alternatives(rule: SigmaRule) -> tuple[Pins, ...]:
     """What an event needs for the rule to match, as alternatives: the rule can match only an event that meets
-    one of them, and an event meets an alternative when each field it names has a text (`value_text`,
-    lower-cased) among the alternative's texts for that field. A necessary condition, not a sufficient one: the
-    rule index (`correlators/sigma/index.py`) uses it to skip rules that cannot match, and the matcher still
-    decides. An empty alternative pins nothing: the rule can match any event.
+    one of them, and an event meets an alternative when each field it names meets one of the alternative's
+    needles for that field (`pins`). A necessary condition, not a sufficient one: the rule index
+    (`correlators/sigma/index.py`) uses it to skip rules that cannot match, and the matcher still decides. An
+    empty alternative pins nothing: the rule can match any event.
 
-    Only plain, case-insensitive strings pin a field. OR unites its children's alternatives (those pinning only
-    the same one field merge); AND joins one alternative of each child, and a field named twice keeps the
-    smaller set, not the intersection: a field with several values can satisfy both. NOT, keywords, wildcards,
-    numbers and the rest pin nothing.
+    Plain, case-insensitive strings pin a field to their lower-cased text; `|exists: true` pins it to `EXISTS`; a
+    case-sensitive `|re` with a literal every match contains pins it to `Contains(literal)`. OR unites its
+    children's alternatives (those pinning only the same one field merge); AND joins one alternative of each
+    child, and a field named twice keeps the smaller set, not the intersection: a field with several values can
+    satisfy both. NOT, keywords, other wildcards and modifiers, numbers and the rest pin nothing.
     """
     conditions = [_alternatives(condition.parsed) for condition in rule.detection.parsed_condition]
     return tuple(_alternatives_of_any(conditions))
@@ -143,12 +145,26 @@ def _alternatives(node: Any) -> list[Pins]:
                 child = [_pinned_by_all(child)]
             joined = [_both(mine, theirs) for mine in joined for theirs in child]
         return joined
-    needle = _exact_text(node)
+    needle = _needle(node)
     return [{} if needle is None else {node.field: frozenset({needle})}]
 
 
+def _needle(node: Any) -> Needle | None:
+    """What a leaf needs of its field, when the index can test it (see `pins`); None when it cannot."""
+    text = _exact_text(node)
+    if text is not None or not isinstance(node, ConditionFieldEqualsValueExpression) or node.field is None:
+        return text
+    value = node.value
+    if isinstance(value, SigmaExists):
+        return EXISTS if value.exists else None
+    if isinstance(value, SigmaRegularExpression):
+        literal = _regex_literal(value)
+        return None if literal is None else Contains(literal)
+    return None
+
+
 def _alternatives_of_any(children: list[list[Pins]]) -> list[Pins]:
-    single_field: dict[str, frozenset[str]] = {}
+    single_field: dict[str, frozenset[Needle]] = {}
     others: list[Pins] = []
     for alternative in (alternative for child in children for alternative in child):
         if not alternative:
@@ -497,16 +513,24 @@ def _bool_test(boolean: bool) -> ValueTest:
 
 
 def _regex_test(value: SigmaRegularExpression) -> ValueTest:
-    flags = 0
-    for flag in value.flags:
-        flags |= SigmaRegularExpression.sigma_to_python_flags[flag]
     engine = (value.policy or default_policy).regex_engine
-    pattern = str(value.regexp)
-    compiled = engine.compile(pattern, flags)
-    literal = None if flags & re.IGNORECASE else required_literal(pattern)
+    compiled = engine.compile(str(value.regexp), _regex_flags(value))
+    literal = _regex_literal(value)
     if literal is not None:  # most texts lack it: spared the call into the regular-expression engine
         return _text_test(lambda text: text, lambda text: literal in text and compiled.search(text) is not None)
     return _text_test(lambda text: text, lambda text: compiled.search(text) is not None)
+
+
+def _regex_flags(value: SigmaRegularExpression) -> int:
+    flags = 0
+    for flag in value.flags:
+        flags |= SigmaRegularExpression.sigma_to_python_flags[flag]
+    return flags
+
+
+def _regex_literal(value: SigmaRegularExpression) -> str | None:
+    """Text every match of the expression contains, compared exactly; None when it ignores case or has none."""
+    return None if _regex_flags(value) & re.IGNORECASE else required_literal(str(value.regexp))
 
 
 def _cidr_test(value: SigmaCIDRExpression) -> ValueTest:

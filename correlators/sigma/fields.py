@@ -151,13 +151,9 @@ class FieldView:
         """The lower-cased texts of the field's values (`value_text`): what case-insensitive tests compare."""
         found = self._texts.get(name)
         if found is None:
-            # `get` inlined: the index asks for a handful of fields of every event, each once
-            values = self._cache.get(name)
-            if values is None:
-                getter = _GETTERS.get(name) or _getter(name)
-                values = self._cache[name] = getter(self._event)
-            one_string = len(values) == 1 and type(values[0]) is str  # most fields
-            found = self._texts[name] = (values[0].lower(),) if one_string else _lowered_texts(values)
+            # Most fields hold one string: read straight, without the list `get` makes and keeps
+            value = (_ONE_STRING.get(name) or _one_string_reader(name))(self._event)
+            found = self._texts[name] = (value.lower(),) if type(value) is str else _lowered_texts(self.get(name))
         return found
 
     def all_values(self) -> Iterator[Any]:
@@ -185,6 +181,65 @@ def value_text(value: Any) -> str | None:
 
 def _lowered_texts(values: list[Any]) -> tuple[str, ...]:
     return tuple(text.lower() for text in map(value_text, values) if text is not None)
+
+
+# What `one_string` readers give when the field is not exactly one string: read it through `FieldView` instead.
+NOT_ONE_STRING = object()
+
+
+def one_string(name: str) -> tuple[str | None, Callable[[NormalizedEvent], Any]]:
+    """How to read a field that usually holds one string, for the rule index, which reads a handful of fields of
+    every event: the top-level raw key to look up in `event.raw` (a dict), if the name is one, else a reader.
+
+    When the key's value, or what the reader gives, is a `str`, `FieldView.get(name)` is that string alone; when
+    it is None or `[]`, the field has no value but null (`get` is `[]` or `[None]`); anything else (a list, a
+    number, `NOT_ONE_STRING`) says nothing, and the caller asks the view.
+    """
+    if name.startswith("cordon."):
+        read = _CORDON_FIELDS.get(name)
+        if read is None:  # an alarm dimension
+            return None, partial(_alarm_dimension, name.removeprefix(_ALARM_DIMENSION_PREFIX))
+        return None, read
+    parts = name.split(".")
+    if len(parts) == 1:
+        return name, partial(_one_key, name)
+    return None, partial(_one_plain_path, _plain_steps(parts))
+
+
+# Field name -> the reader `one_string` gives for it, for `FieldView.texts`.
+_ONE_STRING: dict[str, Callable[[NormalizedEvent], Any]] = {}
+
+
+def _one_string_reader(name: str) -> Callable[[NormalizedEvent], Any]:
+    read = _ONE_STRING[name] = one_string(name)[1]
+    return read
+
+
+def _one_key(key: str, event: NormalizedEvent) -> Any:
+    return event.raw.get(key)
+
+
+def _plain_steps(parts: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each part of a dotted path with the keys that join it to the parts after it (`a.b`, `a.b.c` for `a` of
+    `a.b.c`): a dict holding none of those is followed by the part alone."""
+    return tuple(
+        (part, tuple(".".join(parts[start:end]) for end in range(start + 2, len(parts) + 1)))
+        for start, part in enumerate(parts)
+    )
+
+
+def _one_plain_path(plain: tuple[tuple[str, tuple[str, ...]], ...], event: NormalizedEvent) -> Any:
+    """The value at the end of a dotted path through dicts, none of which holds a key with a dot in it; else
+    NOT_ONE_STRING (the caller then reads the path as `_walk` does)."""
+    node: Any = event.raw
+    for part, joined in plain:
+        if type(node) is not dict:
+            return NOT_ONE_STRING
+        for key in joined:
+            if key in node:
+                return NOT_ONE_STRING
+        node = node.get(part)
+    return node
 
 
 # Field name -> how to read it from an event, built on first use: rules name a bounded set of fields, and a
@@ -228,7 +283,9 @@ def _raw_getter(name: str) -> Callable[[NormalizedEvent], list[Any]]:
     )
     if len(parts) == 1:
         return partial(_read_key, name, steps)
-    return partial(_read_path, steps)
+    # The keys that join a part with the ones after it (`userIdentity.arn` at the top of `a.b.c`): when a dict
+    # on the path has none of them, as CloudTrail's never do, the path is followed without trying them.
+    return partial(_read_plain_path, _plain_steps(parts), steps)
 
 
 def _read_key(key: str, steps: tuple[tuple[tuple[str, int], ...], ...], event: NormalizedEvent) -> list[Any]:
@@ -244,6 +301,32 @@ def _read_key(key: str, steps: tuple[tuple[tuple[str, int], ...], ...], event: N
         _flatten(value, out)
         return out
     return [value]
+
+
+def _read_plain_path(
+    plain: tuple[tuple[str, tuple[str, ...]], ...],
+    steps: tuple[tuple[tuple[str, int], ...], ...],
+    event: NormalizedEvent,
+) -> list[Any]:
+    """A dotted path through dicts only, as `_walk` reads it; anything else (a list along the way, a key with a
+    dot in it) is left to `_walk`."""
+    node: Any = event.raw
+    for part, joined in plain:
+        if type(node) is not dict:
+            if isinstance(node, (list, dict)):
+                return _read_path(steps, event)
+            return []  # a scalar before the path ends: nothing below it
+        for key in joined:
+            if key in node:
+                return _read_path(steps, event)
+        if part not in node:
+            return []
+        node = node[part]
+    if isinstance(node, list):
+        out: list[Any] = []
+        _flatten(node, out)
+        return out
+    return [node]
 
 
 def _read_path(steps: tuple[tuple[tuple[str, int], ...], ...], event: NormalizedEvent) -> list[Any]:

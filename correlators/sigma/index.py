@@ -4,9 +4,11 @@ Most CloudTrail rules pin `eventSource` or `eventName` to a few exact values (57
 ones), so looking the event's own values up leaves a handful of rules to run instead of all of them. A rule can
 match only an event that meets one of its alternatives (`evaluate.pinned_alternatives`: `1 of selection_*`
 whose selections pin different fields has several), so each alternative is indexed under one field it pins: the
-one with the most distinct values across all rules, the most selective. Rules with an alternative that pins
-nothing run on every event. Candidates keep the rule set's order, so signals come out in the order a scan of
-every rule gives them.
+one with the most distinct values across all rules, the most selective. Besides exact texts a field can be pinned
+to contain a literal (a case-sensitive `|re`) or to exist (`|exists: true`), tested once per distinct string, so
+rules such as SigmaHQ's IMDS rule (`userIdentity.arn|re`) and `ml_asset_access` no longer run on every event.
+Rules with an alternative that pins nothing run on every event. Candidates keep the rule set's order, so signals
+come out in the order a scan of every rule gives them.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from correlators.sigma.fields import FieldView
+from correlators.sigma.fields import FieldView, one_string, value_text
+from correlators.sigma.pins import Contains, Needle
 from correlators.sigma.rules import DetectionRule
 
-# Distinct sets of candidates remembered: a handful per kind of call, bounded against an unusual stream.
+# Distinct sets of candidates, and distinct strings per field, remembered: a handful per kind of call, bounded
+# against an unusual stream (user agents).
 _MAX_REMEMBERED = 4096
 
 
@@ -28,14 +32,14 @@ class RuleIndex:
         seen: set[tuple[str, str]] = set()
         for rule in self._rules:
             for alternative in rule.pins:
-                for field, texts in alternative.items():
-                    for text in texts:
-                        if (field, text) not in seen:
+                for field, needles in alternative.items():
+                    for text in needles:
+                        if isinstance(text, str) and (field, text) not in seen:
                             seen.add((field, text))
                             distinct[field] += 1
         # Sets of rules are bit masks over rule positions: bit i is `self._rules[i]`.
-        # field > pinned text > the rules indexed under it
-        by_value: dict[str, dict[str, int]] = {}
+        # field > needle > the rules indexed under it
+        by_needle: dict[str, dict[Needle, int]] = {}
         self._always = 0
         for position, rule in enumerate(self._rules):
             bit = 1 << position
@@ -43,11 +47,17 @@ class RuleIndex:
                 self._always |= bit
                 continue
             for alternative in rule.pins:
-                field = max(alternative, key=lambda name: (distinct[name], name))
-                by_text = by_value.setdefault(field, {})
-                for text in alternative[field]:
-                    by_text[text] = by_text.get(text, 0) | bit
-        self._by_value = tuple(by_value.items())
+                # Exact texts first (a dict lookup), then the field with the most of them
+                field = max(alternative, key=lambda name: (_exact(alternative[name]), distinct[name], name))
+                bits = by_needle.setdefault(field, {})
+                for needle in alternative[field]:
+                    bits[needle] = bits.get(needle, 0) | bit
+        # Per field: the raw key or reader that gives its usual one string (`fields.one_string`), the strings seen
+        # so far > the rules they meet (the same few recur event after event, so each is tested once), the field.
+        self._fields = tuple(
+            (*one_string(pinned.name), pinned.by_string, pinned)
+            for pinned in (_PinnedField(field, bits) for field, bits in by_needle.items())
+        )
         self._chosen: dict[int, tuple[DetectionRule, ...]] = {}
 
     def __bool__(self) -> bool:
@@ -56,12 +66,69 @@ class RuleIndex:
     def candidates(self, view: FieldView) -> tuple[DetectionRule, ...]:
         """The rules that may match the event, in rule-set order; the others cannot."""
         mask = self._always
-        for field, by_text in self._by_value:
-            for text in view.texts(field):
-                mask |= by_text.get(text, 0)
+        event = view.event
+        raw = event.raw
+        for key, read, by_string, pinned in self._fields:
+            value = raw.get(key) if key is not None else read(event)
+            if type(value) is str:  # `view.get(field)` is `[value]`, its text `value`
+                bits = by_string.get(value)
+                mask |= pinned.met_by_string(value) if bits is None else bits
+            elif value is not None and value != []:  # None or []: no value but null, nothing met
+                mask |= pinned.met_by_values(view)
         chosen = self._chosen.get(mask)
         if chosen is None:
             chosen = tuple(rule for position, rule in enumerate(self._rules) if mask >> position & 1)
             if len(self._chosen) < _MAX_REMEMBERED:
                 self._chosen[mask] = chosen
         return chosen
+
+
+def _exact(needles: frozenset[Needle]) -> bool:
+    return all(isinstance(needle, str) for needle in needles)
+
+
+class _PinnedField:
+    """One field the index reads: the rules each of its needles picks, by kind of needle."""
+
+    __slots__ = ("by_string", "by_text", "contains", "exists", "name")
+
+    def __init__(self, name: str, bits: dict[Needle, int]) -> None:
+        self.name = name
+        self.by_text: dict[str, int] = {}  # exact lower-cased text > rules
+        contains: list[tuple[str, int]] = []  # (literal, rules)
+        self.exists = 0  # rules met by any value but null
+        for needle, rules in bits.items():
+            if isinstance(needle, str):
+                self.by_text[needle] = rules
+            elif isinstance(needle, Contains):
+                contains.append((needle.literal, rules))
+            else:
+                self.exists |= rules
+        self.contains = tuple(contains)
+        self.by_string: dict[str, int] = {}  # the field's one string, seen before > rules it meets
+
+    def met_by_string(self, value: str) -> int:
+        """The rules the field meets when it is the one string `value`, remembered."""
+        bits = self.by_text.get(value.lower(), 0) | self.exists
+        for literal, rules in self.contains:
+            if literal in value:
+                bits |= rules
+        if len(self.by_string) < _MAX_REMEMBERED:
+            self.by_string[value] = bits
+        return bits
+
+    def met_by_values(self, view: FieldView) -> int:
+        """The rules the field meets when it is not one string: a list, a number, an object, a null among others."""
+        bits = 0
+        if self.by_text:
+            for text in view.texts(self.name):
+                bits |= self.by_text.get(text, 0)
+        if self.contains or self.exists:
+            values = view.get(self.name)
+            if values and all(value is not None for value in values):  # not null: `|exists: true`
+                bits |= self.exists
+            texts = [text for text in map(value_text, values) if text is not None]
+            for literal, rules in self.contains:
+                if any(literal in text for text in texts):
+                    bits |= rules
+        return bits

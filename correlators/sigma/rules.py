@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -10,6 +10,7 @@ from typing import Literal
 from correlators.errors import RuleError
 from correlators.model import EventSource, Severity
 from correlators.sigma.fields import FieldView
+from correlators.sigma.pins import Pins
 
 CorrelationType = Literal["event_count", "value_count", "temporal", "temporal_ordered"]
 ConditionOperator = Literal["gt", "gte", "lt", "lte", "eq", "neq"]
@@ -35,8 +36,8 @@ class DetectionRule:
     generate: bool
     matcher: Callable[[FieldView], bool] = field(repr=False, compare=False)
     # What an event needs for the rule to match (`evaluate.pinned_alternatives`): one alternative at least, each
-    # field it names having one of its texts. The default, one empty alternative, lets every event through.
-    pins: tuple[Mapping[str, frozenset[str]], ...] = field(default=({},), repr=False, compare=False)
+    # field it names meeting one of its needles (`pins`). The default, one empty alternative, lets every event through.
+    pins: tuple[Pins, ...] = field(default=({},), repr=False, compare=False)
 
     @property
     def key(self) -> str:

@@ -7,16 +7,22 @@ versions it expects and writes, or changes nothing.
 
 `batched=True` (what `open_store` gives a replay) batches writes: one transaction holds the writes of up to
 `BATCH_EVENTS` events, or of `BATCH_SECONDS`, then commits (a timer commits a batch left open while the input
-pauses; `sync` commits at once). Each write is a savepoint inside it, so a write that fails undoes only itself.
-An event is marked seen in the transaction that holds its writes, so a crash loses at most the uncommitted batch,
-marks included, and a rerun processes those events again. The batch holds the file's write lock: another
-process writes before or after it, never in between, so every conditional commit still checks the database it
-writes to; others only see the batch once it commits. Unbatched, every write commits by itself.
+pauses; `sync` commits at once). An event is marked seen in the transaction that holds its writes, so a crash
+loses at most the uncommitted batch, marks included, and a rerun processes those events again. The batch holds
+the file's write lock from its first write: another process writes before or after it, never in between, so
+every conditional commit still checks the database it writes to; others only see the batch once it commits.
+Unbatched, every write commits by itself.
+
+Inside a transaction the writes wait in memory (`sqlite_pending.Pending`) and reach the file together just before
+it commits: each item once, in its latest state (a busy incident changes hundreds of times per batch), one
+statement per table. Reads are answered from what this connection already read or wrote while no other
+connection has committed since (`sqlite_known.Known`, checked with SQLite's `data_version`): a partition's window
+is read whole once, not queried several times per event, and incident versions, link items, memberships and meta
+are read once each. So a commit's conditions are checked against what the file holds, mostly without a query.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -27,23 +33,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from correlators.errors import StateError
 from correlators.signals import Incident, Signal
-from correlators.state.base import Commit, EntityLinks, Span, StateStore
+from correlators.state.base import Commit, EntityLinks, StateStore
 from correlators.state.sqlite_file import check_state_file
+from correlators.state.sqlite_known import Known, copy_links
+from correlators.state.sqlite_pending import Pending, spans
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
+# A signal row names its partitions (a JSON list), so dropping it deletes its partition rows by their keys: an
+# index of partition rows by signal, the other way, cost a third of every signal's write.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS signals (
-    id TEXT PRIMARY KEY, time REAL NOT NULL, expires REAL NOT NULL, body TEXT NOT NULL);
+    id TEXT PRIMARY KEY, time REAL NOT NULL, expires REAL NOT NULL, partitions TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS signals_by_time ON signals (time);
 CREATE INDEX IF NOT EXISTS signals_by_expiry ON signals (expires);
 CREATE TABLE IF NOT EXISTS signal_partitions (
     partition TEXT NOT NULL, time REAL NOT NULL, signal_id TEXT NOT NULL,
     PRIMARY KEY (partition, time, signal_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS partitions_by_signal ON signal_partitions (signal_id);
 CREATE TABLE IF NOT EXISTS events_seen (key TEXT PRIMARY KEY, time REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY, version INTEGER NOT NULL, handled INTEGER NOT NULL DEFAULT 0, last_seen REAL NOT NULL,
@@ -70,6 +81,12 @@ class SqliteStore(StateStore):
         self._cache: OrderedDict[str, Signal] = OrderedDict()
         # Parsed incidents by id, checked against the row's version on every read (another process may write).
         self._incidents: OrderedDict[str, Incident] = OrderedDict()
+        # Writes of the open transaction, not in the file yet. Each is also in `_known` (or the caches), which is
+        # never cleared while a transaction is open: reads find them there, and never need them in the file.
+        self._pending = Pending()
+        # What this connection knows of the file while no other connection commits (`_refresh`).
+        self._known = Known()
+        self._data_version: int | None = None
         self._lock = threading.RLock()
         self._batched = batched
         self._batch_events = 0  # events marked seen in the open transaction
@@ -88,12 +105,12 @@ class SqliteStore(StateStore):
             version = self.get_meta("schema_version")
             if version is None:
                 self.set_meta("schema_version", SCHEMA_VERSION)
+            self.sync()
         except sqlite3.DatabaseError as error:
             raise StateError(
                 f"state file {path} cannot be opened ({error}): move it aside (or pass another --state)"
                 " to start a new state"
             ) from None
-        self.sync()
         if version != SCHEMA_VERSION and version is not None:
             raise StateError(
                 f"state file {path} has state schema {version}, this Cordon reads {SCHEMA_VERSION}: move it aside"
@@ -101,19 +118,15 @@ class SqliteStore(StateStore):
             )
 
     @contextmanager
-    def _write(self, *, statements: int = 2) -> Iterator[sqlite3.Connection]:
-        """One write, all or nothing, in the open batch (begun here, with the write lock, when none is open):
-        taken before its first read, so its checks and its writes see the same database. A write of one
-        statement is atomic by itself and needs no savepoint."""
+    def _write(self, *, savepoint: bool = False, pending_first: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write to the file, all or nothing, in the open batch (`_begin`): taken before its first read, so
+        its checks and its writes see the same database. A write of more than one statement takes a savepoint,
+        so a failure undoes only itself. `pending_first`: a write whose statements must see the pending writes
+        in the file has them written first, outside its savepoint (they are the batch's, not its own)."""
         with self._lock:
-            if self._batch_started is None:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._batch_started = time.monotonic()
-                if self._batched:
-                    self._timer = threading.Timer(BATCH_SECONDS, self._commit_stale_batch)
-                    self._timer.daemon = True
-                    self._timer.start()
-            savepoint = statements > 1
+            self._begin()
+            if pending_first:
+                self._write_pending()
             if savepoint:
                 self._db.execute("SAVEPOINT write")
             try:
@@ -130,16 +143,57 @@ class SqliteStore(StateStore):
             if not self._batched:
                 self.sync()
 
+    def _begin(self) -> None:
+        """Open the batch's transaction, with the file's write lock, unless one is open (under `_lock`). A write
+        held in `_pending` needs no more: it changes memory only once nothing can fail any more, and then, when
+        unbatched, commits (`_done`)."""
+        if self._batch_started is None:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._refresh()  # before `_batch_started`: the last look at others' commits until this one ends
+            self._batch_started = time.monotonic()
+            if self._batched:
+                self._timer = threading.Timer(BATCH_SECONDS, self._commit_stale_batch)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _done(self) -> None:
+        if not self._batched:
+            self.sync()
+
     def sync(self) -> None:
         """Commit the open batch: everything written so far is durable."""
         with self._lock:
             if self._batch_started is not None:
-                self._db.execute("COMMIT")
+                self._write_pending()
+                try:
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._abandon_batch()
+                    raise
                 self._batch_started = None
                 self._batch_events = 0
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+
+    def _write_pending(self) -> None:
+        """Write the open transaction's pending writes to the file (still uncommitted); a batch whose writes
+        fail is abandoned whole."""
+        try:
+            self._pending.write(self._db)
+        except BaseException:
+            self._abandon_batch()
+            raise
+
+    def _abandon_batch(self) -> None:
+        """A batch that cannot commit is rolled back whole, and nothing kept in memory speaks for it."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        self._batch_started = None
+        self._batch_events = 0
+        self._pending.clear()
+        self._incidents.clear()
+        self._known.clear()
 
     def _commit_stale_batch(self) -> None:
         with self._lock:
@@ -151,35 +205,63 @@ class SqliteStore(StateStore):
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
+    def _refresh(self) -> None:
+        """Forget what this connection knew when another one committed since it last looked. Inside its own
+        write transaction nobody else can commit, so it does not look."""
+        if self._batch_started is not None:
+            return
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._known.clear()
+            self._data_version = version
+        self._known.bound()
+
     def put_signal(self, signal: Signal, partitions: Iterable[str], expires: datetime) -> bool:
-        with self._write() as db:
-            inserted = db.execute(
-                "INSERT OR IGNORE INTO signals (id, time, expires, body) VALUES (?, ?, ?, ?)",
-                (signal.id, _ts(signal.time), _ts(expires), signal.model_dump_json()),
-            ).rowcount
-            if not inserted:
-                return False
-            db.executemany(
-                "INSERT OR IGNORE INTO signal_partitions (partition, time, signal_id) VALUES (?, ?, ?)",
-                [(p, _ts(signal.time), signal.id) for p in set(partitions)],
-            )
-        self._remember(signal)
+        with self._lock:
+            self._begin()
+            try:
+                if signal.id in self._pending.signals:
+                    return False
+                if self._db.execute("SELECT 1 FROM signals WHERE id = ?", (signal.id,)).fetchone():
+                    return False
+                names = sorted(set(partitions))
+                time = _ts(signal.time)
+                self._pending.add_signal(signal, names, time, _ts(expires))
+            finally:
+                self._done()
+            self._known.signal_added(names, time, signal.id)
+            self._remember(signal)
         return True
 
     def signals(
         self, partition: str, start: datetime, end: datetime, *, newest_first: bool = False, limit: int | None = None
     ) -> list[Signal]:
-        order = "time DESC, signal_id DESC" if newest_first else "time, signal_id"
-        ids = [
-            str(signal_id)
-            for (signal_id,) in self._read(
-                "SELECT signal_id FROM signal_partitions WHERE partition = ? AND time BETWEEN ? AND ?"  # noqa: S608
-                f" ORDER BY {order} LIMIT ?",
-                (partition, _ts(start), _ts(end), -1 if limit is None else limit),
-            )
-        ]
+        # A partition's rows are read whole, once while nobody else commits (`Known`): correlation reads the
+        # same partitions many times per event, each a query before.
         with self._lock:
-            found = {signal_id: self._cache[signal_id] for signal_id in ids if signal_id in self._cache}
+            if self._batch_started is None:
+                self._refresh()
+            low, high = _ts(start), _ts(end)
+            rows = self._known.window(partition, low, high, newest_first=newest_first, limit=limit)
+            if rows is None:
+                read = self._read("SELECT time, signal_id FROM signal_partitions WHERE partition = ?", (partition,))
+                found = [(float(time), str(signal_id)) for time, signal_id in read]
+                self._known.windows[partition] = sorted(found + self._pending.rows.get(partition, []))
+                rows = self._known.window(partition, low, high, newest_first=newest_first, limit=limit) or []
+            cache = self._cache
+            try:
+                if newest_first:
+                    return [cache[signal_id] for _, signal_id in reversed(rows)]
+                return [cache[signal_id] for _, signal_id in rows]
+            except KeyError:
+                ids = [signal_id for _, signal_id in rows]
+                return self._signals_read(ids[::-1] if newest_first else ids)
+
+    def _signals_read(self, ids: list[str]) -> list[Signal]:
+        """The signals of these ids, some not (or no longer) parsed in memory."""
+        found = {signal_id: self._cache[signal_id] for signal_id in ids if signal_id in self._cache}
+        pending = self._pending.signals
+        found.update((i, pending[i][0]) for i in ids if i in pending and i not in found)
         missing = [signal_id for signal_id in ids if signal_id not in found]
         for chunk in range(0, len(missing), 500):
             part = missing[chunk : chunk + 500]
@@ -188,7 +270,7 @@ class SqliteStore(StateStore):
                 signal = Signal.model_validate_json(str(body))
                 found[signal.id] = signal
                 self._remember(signal)
-        # A signal expired by another writer between the two reads is simply not in the window any more.
+        # A signal another process dropped since this connection looked is simply not in the window any more.
         return [found[signal_id] for signal_id in ids if signal_id in found]
 
     def _remember(self, signal: Signal) -> None:
@@ -205,19 +287,29 @@ class SqliteStore(StateStore):
             self._incidents.popitem(last=False)
 
     def signal_count(self) -> int:
-        return int(self._read("SELECT count(*) FROM signals")[0][0])
+        with self._lock:
+            return int(self._read("SELECT count(*) FROM signals")[0][0]) + len(self._pending.signals)
 
     def _drop_where(self, condition: str, params: tuple[object, ...]) -> int:
-        with self._write() as db:
+        # The pending signals and memberships may be among those dropped.
+        with self._write(savepoint=True, pending_first=True) as db:
             db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
             db.execute("DELETE FROM doomed")
             db.execute(f"INSERT INTO doomed SELECT id FROM signals {condition}", params)  # noqa: S608
-            db.execute("DELETE FROM signal_partitions WHERE signal_id IN (SELECT id FROM doomed)")
+            doomed = db.execute(
+                "SELECT id, time, partitions FROM signals WHERE id IN (SELECT id FROM doomed)"
+            ).fetchall()
+            db.executemany(
+                "DELETE FROM signal_partitions WHERE partition = ? AND time = ? AND signal_id = ?",
+                [(name, time, signal_id) for signal_id, time, names in doomed for name in orjson.loads(names)],
+            )
             # Beyond every window: nothing can count it again, so its membership goes with it.
             db.execute("DELETE FROM members WHERE signal_id IN (SELECT id FROM doomed)")
-            for (signal_id,) in db.execute("SELECT id FROM doomed").fetchall():
+            dropped = db.execute("DELETE FROM signals WHERE id IN (SELECT id FROM doomed)").rowcount
+            for signal_id, time, names in doomed:
                 self._cache.pop(signal_id, None)
-            return db.execute("DELETE FROM signals WHERE id IN (SELECT id FROM doomed)").rowcount
+                self._known.signal_dropped(orjson.loads(names), time, signal_id)
+            return int(dropped)
 
     def expire_signals(self, now: datetime) -> int:
         return self._drop_where("WHERE expires < ?", (_ts(now),))
@@ -229,132 +321,171 @@ class SqliteStore(StateStore):
         return self._drop_where("ORDER BY time, id LIMIT ?", (excess,))
 
     def seen(self, key: str) -> bool:
-        return bool(self._read("SELECT 1 FROM events_seen WHERE key = ?", (key,)))
+        with self._lock:
+            return key in self._pending.seen or bool(self._read("SELECT 1 FROM events_seen WHERE key = ?", (key,)))
 
     def mark_seen(self, key: str, time: datetime) -> None:
         with self._lock:
-            with self._write(statements=1) as db:
-                db.execute("INSERT OR IGNORE INTO events_seen (key, time) VALUES (?, ?)", (key, _ts(time)))
+            self._begin()
+            # Written with INSERT OR IGNORE: the mark of an event the file holds already is kept, as it was.
+            self._pending.seen.setdefault(key, _ts(time))
+            self._done()
             self._batch_events += 1
             if self._batch_events >= BATCH_EVENTS:
                 self.sync()
 
     def forget_events(self, before: datetime) -> int:
-        with self._write(statements=1) as db:
-            return db.execute("DELETE FROM events_seen WHERE time < ?", (_ts(before),)).rowcount
+        with self._write(pending_first=True) as db:
+            return int(db.execute("DELETE FROM events_seen WHERE time < ?", (_ts(before),)).rowcount)
 
     def get_incident(self, incident_id: str) -> Incident | None:
-        rows = self._read("SELECT version FROM incidents WHERE id = ?", (incident_id,))
-        if not rows:
-            return None
+        # Under the lock throughout: another thread's commit between the version read and the document read
+        # could leave that document pending (`_pending`) in the open transaction.
         with self._lock:
-            cached = self._incidents.get(incident_id)
-            if cached is not None and cached.version == rows[0][0]:
+            self._refresh()
+            version = self._known.incident_versions.get(incident_id)
+            if version is None:
+                rows = self._read("SELECT version FROM incidents WHERE id = ?", (incident_id,))
+                version = int(rows[0][0]) if rows else 0
+                self._known.incident_versions[incident_id] = version
+            if version == 0:
+                return None
+            cached = self._pending.incidents.get(incident_id) or self._incidents.get(incident_id)
+            if cached is not None and cached.version == version:
                 return cached.working_copy()  # what the row holds: a version is written once
-        rows = self._read("SELECT body FROM incidents WHERE id = ?", (incident_id,))
-        incident = Incident.model_validate_json(str(rows[0][0]))
-        with self._lock:
+            rows = self._read("SELECT body FROM incidents WHERE id = ?", (incident_id,))
+            incident = Incident.model_validate_json(str(rows[0][0]))
             self._keep(incident)
-        return incident
+            return incident
 
     def get_links(self, entities: Iterable[str]) -> dict[str, EntityLinks]:
-        found = {key: EntityLinks(key) for key in entities}
-        keys = list(found)
-        for chunk in range(0, len(keys), 500):
-            part = keys[chunk : chunk + 500]
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT entity, version, body FROM links WHERE entity IN ({marks})"  # noqa: S608
-            for entity, version, body in self._read(sql, part):
-                found[str(entity)] = EntityLinks(str(entity), int(version), _spans(str(body)))
-        return found
+        with self._lock:
+            if self._batch_started is None:
+                self._refresh()
+            known = self._known.links
+            keys = list(entities)
+            unknown = [key for key in keys if key not in known]
+            for chunk in range(0, len(unknown), 500):
+                part = list(dict.fromkeys(unknown[chunk : chunk + 500]))
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT entity, version, body FROM links WHERE entity IN ({marks})"  # noqa: S608
+                read = {str(e): EntityLinks(str(e), int(v), spans(str(b))) for e, v, b in self._read(sql, part)}
+                for key in part:
+                    known[key] = read.get(key) or EntityLinks(key)
+            # Copies: a caller changes what it gets (and commits it), never what this connection knows.
+            return {key: EntityLinks(key, item.version, dict(item.incidents)) for key in keys for item in (known[key],)}
 
     def members(self, signal_ids: Iterable[str]) -> dict[str, str]:
-        ids = list(signal_ids)
-        found: dict[str, str] = {}
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk : chunk + 500]
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT signal_id, incident_id FROM members WHERE signal_id IN ({marks})"  # noqa: S608
-            found.update((str(s), str(i)) for s, i in self._read(sql, part))
-        return found
+        with self._lock:
+            self._refresh()
+            known, counted_nowhere = self._known.members, self._known.not_members
+            ids = list(signal_ids)
+            unknown = [i for i in dict.fromkeys(ids) if i not in known and i not in counted_nowhere]
+            for chunk in range(0, len(unknown), 500):
+                part = unknown[chunk : chunk + 500]
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT signal_id, incident_id FROM members WHERE signal_id IN ({marks})"  # noqa: S608
+                known.update((str(s), str(i)) for s, i in self._read(sql, part))
+                counted_nowhere.update(i for i in part if i not in known)
+            return {i: known[i] for i in ids if i in known}
 
     def commit(self, commit: Commit) -> bool:
-        with self._write() as db:
-            for write in commit.incidents:
-                row = db.execute("SELECT version FROM incidents WHERE id = ?", (write.incident.id,)).fetchone()
-                if (row[0] if row else 0) != write.expected_version:
+        with self._lock:
+            self._begin()
+            try:
+                # Inside the write transaction what this connection knows is what the file holds (`Known`).
+                if not self._holds(commit):
                     return False
-            for links_write in commit.links:
-                row = db.execute("SELECT version FROM links WHERE entity = ?", (links_write.links.entity,)).fetchone()
-                if (row[0] if row else 0) != links_write.expected_version:
-                    return False
-            counted = list(commit.members)
-            for chunk in range(0, len(counted), 500):
-                part = counted[chunk : chunk + 500]
-                marks = ",".join("?" * len(part))
-                sql = f"SELECT 1 FROM members WHERE signal_id IN ({marks}) LIMIT 1"  # noqa: S608
-                if db.execute(sql, part).fetchone():
-                    return False
-            for write in commit.incidents:
-                incident = write.incident
-                db.execute(
-                    "INSERT INTO incidents (id, version, last_seen, live, body) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (id) DO UPDATE SET version = excluded.version, last_seen = excluded.last_seen,"
-                    " live = excluded.live, body = excluded.body",
-                    (
-                        incident.id,
-                        incident.version,
-                        _ts(incident.last_seen),
-                        incident.merged_into is None,
-                        incident.model_dump_json(),
-                    ),
-                )
-            db.executemany(
-                "INSERT OR REPLACE INTO links (entity, version, body) VALUES (?, ?, ?)",
-                [(w.links.entity, w.links.version, _spans_json(w.links)) for w in commit.links],
-            )
-            db.executemany("INSERT INTO members (signal_id, incident_id) VALUES (?, ?)", list(commit.members.items()))
-            for write in commit.incidents:
-                self._keep(write.incident)
+                pending, known = self._pending, self._known
+                for write in commit.incidents:
+                    self._keep(write.incident)
+                    pending.incidents[write.incident.id] = self._incidents[write.incident.id]
+                    known.incident_versions[write.incident.id] = write.incident.version
+                for links_write in commit.links:
+                    item = links_write.links
+                    pending.links[item.entity] = copy_links(item)
+                    known.links[item.entity] = copy_links(item)
+                pending.members.update(commit.members)
+                known.members.update(commit.members)
+                known.not_members.difference_update(commit.members)
+            finally:
+                self._done()
         return True
+
+    def _holds(self, commit: Commit) -> bool:
+        """Whether every expected version of the commit holds and none of its signals is counted yet, from what
+        is known, reading what is not."""
+        known = self._known
+        for write in commit.incidents:
+            version = known.incident_versions.get(write.incident.id)
+            if version is None:
+                row = self._db.execute("SELECT version FROM incidents WHERE id = ?", (write.incident.id,)).fetchone()
+                version = known.incident_versions[write.incident.id] = int(row[0]) if row else 0
+            if version != write.expected_version:
+                return False
+        for links_write in commit.links:
+            entity = links_write.links.entity
+            item = known.links.get(entity)
+            if item is not None:
+                version = item.version
+            else:
+                row = self._db.execute("SELECT version FROM links WHERE entity = ?", (entity,)).fetchone()
+                version = int(row[0]) if row else 0
+            if version != links_write.expected_version:
+                return False
+        if any(signal_id in known.members for signal_id in commit.members):
+            return False
+        unknown = [signal_id for signal_id in commit.members if signal_id not in known.not_members]
+        for chunk in range(0, len(unknown), 500):
+            part = unknown[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT 1 FROM members WHERE signal_id IN ({marks}) LIMIT 1"  # noqa: S608
+            if self._db.execute(sql, part).fetchone():
+                return False
+        return True
+
+    def _read_documents(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """A read of incident documents: the open transaction's pending writes go first, so it sees them."""
+        with self._lock:
+            if self._batch_started is not None:
+                self._write_pending()
+            return self._read(sql, params)
 
     def incidents(self, *, since: datetime | None = None) -> list[Incident]:
         floor = _ts(since) if since else _ts(datetime(1970, 1, 1, tzinfo=UTC))
-        rows = self._read("SELECT body FROM incidents WHERE live = 1 AND last_seen >= ?", (floor,))
+        rows = self._read_documents("SELECT body FROM incidents WHERE live = 1 AND last_seen >= ?", (floor,))
         found = [Incident.model_validate_json(str(body)) for (body,) in rows]
         return sorted(found, key=lambda i: (i.first_seen, i.id))
 
     def unhandled_incidents(self) -> list[Incident]:
-        rows = self._read("SELECT body FROM incidents WHERE live = 1 AND version > handled")
+        rows = self._read_documents("SELECT body FROM incidents WHERE live = 1 AND version > handled")
         found = [Incident.model_validate_json(str(body)) for (body,) in rows]
         return sorted(found, key=lambda i: (i.first_seen, i.id))
 
     def mark_handled(self, incident_id: str, version: int) -> None:
         with self._lock:
-            with self._write() as db:
+            with self._write(pending_first=True) as db:  # the incident's row may be pending
                 db.execute("UPDATE incidents SET handled = max(handled, ?) WHERE id = ?", (version, incident_id))
             self.sync()  # the shell's step, beside audit writes to the same file: not held in a batch
 
     def get_meta(self, key: str) -> str | None:
-        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
+        with self._lock:
+            self._refresh()
+            if key in self._pending.meta:
+                return self._pending.meta[key]
+            if key not in self._known.meta:
+                rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+                self._known.meta[key] = str(rows[0][0]) if rows else None
+            return self._known.meta[key]
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._write(statements=1) as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        with self._lock:
+            self._begin()
+            self._pending.meta[key] = value
+            self._done()
+            self._known.meta[key] = value
 
     def close(self) -> None:
         with self._lock:
             self.sync()
             self._db.close()
-
-
-def _spans_json(links: EntityLinks) -> str:
-    return json.dumps({i: [s.first.isoformat(), s.last.isoformat()] for i, s in links.incidents.items()})
-
-
-def _spans(body: str) -> dict[str, Span]:
-    return {
-        i: Span(datetime.fromisoformat(first), datetime.fromisoformat(last))
-        for i, (first, last) in json.loads(body).items()
-    }

@@ -4,14 +4,21 @@ gives (every key, dotted keys too, lists flattened), and `texts` the lower-cased
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from correlators.config import load_config
+from correlators.errors import EventRejectedError
+from correlators.ingest import RawRecord, read_inputs
 from correlators.model import EventSource, NormalizedEvent
+from correlators.normalize import normalize
 from correlators.sigma import FieldView
+from correlators.sigma.fields import CORDON_FIELDS, one_string, value_text
 
 KEYS = ("a", "b", "a.b", "b.a", "a.b.a")
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.floats(allow_nan=False), st.sampled_from("aAbÉ"))
@@ -59,3 +66,43 @@ def test_getters_read_what_the_plain_reading_reads(raw: dict[str, Any], paths: l
         assert view.get(path) == expected
         texts = [text.lower() for text in map(_text, expected) if text is not None]
         assert list(view.texts(path)) == texts
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(KEYS), _json, max_size=4), _paths)
+def test_one_string_readers_keep_their_promise(raw: dict[str, Any], path: str) -> None:
+    # GIVEN the shortcut the rule index and `texts` take for a field that holds one string
+    event = NormalizedEvent(event_id="e", time=datetime(2024, 1, 1, tzinfo=UTC), source=EventSource.CLOUDTRAIL, raw=raw)
+    key, read = one_string(path)
+    # WHEN it reads the field
+    value = raw.get(key) if key is not None else read(event)
+    # THEN a string is the field's one value, and None or [] a field with no value but null
+    values = FieldView(event).get(path)
+    if isinstance(value, str):
+        assert values == [value]
+    elif value is None or value == []:
+        assert all(item is None for item in values)
+
+
+def test_texts_of_every_cordon_field_are_the_lowered_texts_of_its_values() -> None:
+    # GIVEN the events of the demo scenarios: findings, alarms, Config verdicts and API calls on ML assets
+    repo = Path(__file__).resolve().parents[2]
+    config = load_config(repo / "examples" / "cordon.yaml")
+    inputs = [str(repo / "examples" / folder) for folder in ("scenarios", "fixtures")]
+    events: list[NormalizedEvent] = []
+    for item in read_inputs(inputs):
+        if isinstance(item, RawRecord):
+            with suppress(EventRejectedError):  # an EC2 state change the demo sends for its rejection
+                events += normalize(item, config)
+    dimensions = {f"cordon.alarm.dimensions.{name}" for e in events if e.alarm for name in e.alarm.dimensions}
+    assert len(events) > 50 and dimensions
+    names = sorted(CORDON_FIELDS - {"cordon.alarm.dimensions.<Name>"} | dimensions)
+
+    for event in events:
+        for name in names:
+            # WHEN a fresh view is asked for the texts first (the shortcut for one string), and another for values
+            texts = FieldView(event).texts(name)
+            values = FieldView(event).get(name)
+
+            # THEN the texts are what `value_text` makes of the values, lower-cased
+            assert list(texts) == [text.lower() for text in map(value_text, values) if text is not None], name

@@ -345,3 +345,41 @@ def test_json_lines_read_fast_give_the_values_json_gives(tmp_path: Path) -> None
     payloads = [item.payload for item in items if isinstance(item, RawRecord)]
     assert [json.dumps(p, sort_keys=True) for p in payloads] == [json.dumps(e, sort_keys=True) for e in expected]
     assert isinstance(payloads[0]["n"], int) and isinstance(payloads[1]["n"], int)
+
+
+# Numbers of 19 digits and more, where JSON allows them: after a colon, a comma or a bracket, behind whitespace.
+_LONG_NUMBERS = st.builds(
+    lambda sign, digits, tail: f"{sign}{digits}{tail}",
+    st.sampled_from(["", "-"]),
+    st.integers(min_value=10**18, max_value=10**40).map(str),
+    st.sampled_from(["", ".5", "e3", "E+2", ".12345678901234567890"]),
+) | st.builds(lambda digits: f"1.{digits}", st.integers(min_value=10**18, max_value=10**30).map(str))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(['{"n": %s}', '{"n":%s}', '{"l": [%s]}', '{"l": [1,%s]}', '{"l": [ \t%s ]}']),
+            _LONG_NUMBERS,
+        ).map(lambda pair: pair[0] % pair[1])
+        | st.integers(min_value=10**18, max_value=10**30).map(
+            lambda n: json.dumps({"s": f"aws-go-sdk-{n}", "arn": f"arn:aws:iam::{n}:role/x"})
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_long_numbers_read_as_json_reads_them_and_digits_in_strings_too(lines: list[str]) -> None:
+    # GIVEN lines with long numbers (an int past 64 bits, long fractions and exponents) and long runs of digits
+    # inside strings (SDK session names, where the fast reader must not give up)
+    data = "".join(line + "\n" for line in lines).encode()
+
+    # WHEN they are read
+    items = list(read_inputs(["-"], stdin=io.BytesIO(data)))
+
+    # THEN every value, and its type, is what json.loads makes of its line
+    payloads = [item.payload for item in items if isinstance(item, RawRecord)]
+    expected = [json.loads(line) for line in lines]
+    assert [json.dumps(p, sort_keys=True) for p in payloads] == [json.dumps(e, sort_keys=True) for e in expected]
+    assert [repr(p) for p in payloads] == [repr(e) for e in expected]

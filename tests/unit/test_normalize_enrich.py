@@ -68,3 +68,28 @@ def test_normalize_enriches_every_resource() -> None:
     assert event.asset_classes == ["training_data"]
     [plain] = normalize(RawRecord(record, "x:1"), Config())
     assert plain.asset_classes == []
+
+
+def test_what_is_remembered_of_one_configuration_never_answers_for_another() -> None:
+    # GIVEN one record normalized under configurations that each give its object another class, one after the
+    # other, each dropped before the next is made (a new one may take a dropped one's place in memory)
+    record: dict[str, Any] = {
+        "eventVersion": "1.09",
+        "eventTime": "2024-05-01T12:00:00Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "PutObject",
+        "eventID": "e-1",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/ana"},
+        "requestParameters": {"bucketName": "ml-data", "key": "train/part-1.parquet"},
+    }
+    for n in range(20):
+        writers = ["arn:aws:iam::*:user/ana"] if n % 2 else ["arn:aws:iam::*:role/etl"]
+        config = Config(assets={f"class_{n}": ["s3://ml-data/*"]}, asset_writers={f"class_{n}": writers})
+
+        # WHEN it is normalized
+        [event] = normalize(RawRecord(record, "x:1"), config)
+
+        # THEN it carries that configuration's class and writer verdict
+        assert event.asset_classes == [f"class_{n}"]
+        assert event.declared_writer is bool(n % 2)
+        del config, event

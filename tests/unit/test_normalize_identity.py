@@ -235,6 +235,28 @@ def test_invoked_by_is_recorded() -> None:
     assert actor is not None and actor.invoked_by == "sagemaker.amazonaws.com"
 
 
+@pytest.mark.parametrize("misplaced", [["a", "list"], {"an": "object"}, 7, True, ""])
+def test_a_value_of_the_wrong_type_counts_as_absent_whether_or_not_it_can_be_a_cache_key(misplaced: Any) -> None:
+    # Lists and objects cannot key the identity cache; 7 and True (equal to 1 and 1.0) can, and must not make two
+    # identities that differ only there resolve differently: every non-string reads as no value at all.
+    expected = from_cloudtrail(_instance_role_identity() | {"userName": None}, ACCOUNT)
+
+    actor = from_cloudtrail(_instance_role_identity() | {"userName": misplaced}, ACCOUNT)
+
+    assert actor == expected
+    assert actor is not None and actor.principal == f"arn:aws:iam::{ACCOUNT}:role/service-role/ml-training-role"
+
+
+def test_a_session_context_or_issuer_that_is_no_object_is_ignored() -> None:
+    for context in ("text", {"sessionIssuer": ["not", "an", "object"]}):
+        identity = _instance_role_identity() | {"sessionContext": context}
+
+        actor = from_cloudtrail(identity, ACCOUNT)
+
+        # The role comes from the session ARN instead (without the issuer's path).
+        assert actor is not None and actor.principal == f"arn:aws:iam::{ACCOUNT}:role/ml-training-role"
+
+
 def test_no_identity_is_no_actor() -> None:
     assert from_cloudtrail(None, ACCOUNT) is None
     assert from_cloudtrail({}, ACCOUNT) is None

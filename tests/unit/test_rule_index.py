@@ -18,6 +18,7 @@ from correlators.model import EventSource
 from correlators.normalize import normalize
 from correlators.sigma import DetectionRule, FieldView, load_rules
 from correlators.sigma.index import RuleIndex
+from correlators.sigma.pins import EXISTS, Contains
 
 BUILTIN = Path(__file__).parents[2] / "correlators" / "rules"
 
@@ -61,7 +62,17 @@ def _rule(tmp_path: Path, detection: str, name: str = "rule") -> DetectionRule:
         ("a:\n  eventName|contains: Get\ncondition: a", [{}]),
         ("a:\n  eventName: Get*\ncondition: a", [{}]),
         ("a:\n  eventName|cased: GetObject\ncondition: a", [{}]),
-        ("a:\n  eventName|re: Get.*\ncondition: a", [{}]),
+        # A case-sensitive regular expression pins the literal every match contains; one ignoring case, nothing.
+        ("a:\n  eventName|re: Get.*\ncondition: a", [{"eventName": {Contains("Get")}}]),
+        ("a:\n  eventName|re|i: Get.*\ncondition: a", [{}]),
+        ("a:\n  eventName|re: '[GP]et'\ncondition: a", [{}]),
+        # `|exists: true` pins the field's presence, not null; `|exists: false` pins nothing.
+        ("a:\n  errorCode|exists: true\ncondition: a", [{"errorCode": {EXISTS}}]),
+        ("a:\n  errorCode|exists: false\ncondition: a", [{}]),
+        (
+            "a:\n  errorCode|exists: true\nb:\n  eventName: A\ncondition: a or b",
+            [{"errorCode": {EXISTS}}, {"eventName": {"a"}}],
+        ),
         ("a:\n  errorCode: null\ncondition: a", [{}]),
         ("keywords:\n  - GetObject\ncondition: keywords", [{}]),
     ],

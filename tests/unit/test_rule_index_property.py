@@ -1,6 +1,7 @@
 """The rule index never leaves out a rule that matches, for any rule and any event: generated rules (equality,
-modifiers, lists, null, exists, NOT, AND, OR, several selections) on generated events (case variants, lists,
-numbers, nulls, missing and nested fields), index and match against a scan of every rule."""
+modifiers, regular expressions, lists, null, exists, NOT, AND, OR, several selections) on generated events (case
+variants, lists, objects, numbers, nulls, missing and nested fields), index and match against a scan of every
+rule."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from correlators.sigma import DetectionRule, FieldView, load_rules
 from correlators.sigma.index import RuleIndex
 
 # Few fields and values, so that rules and events meet often, a field's several values meet several selections.
-FIELDS = ("eventName", "userAgent", "userIdentity.type")
+FIELDS = ("eventName", "userAgent", "userIdentity.type", "cordon.action")
 TEXTS = ("Get", "gET", "Put", "s3", "")
-MODIFIERS = ("", "", "", "", "|contains", "|startswith", "|endswith", "|cased")
+MODIFIERS = ("", "", "", "", "|contains", "|startswith", "|endswith", "|cased", "|re", "|re|i")
 
-_values = st.one_of(st.sampled_from(("Get", "Put")), st.sampled_from(("s3", "et", "", "1")))
+# Patterns too (`|re`): a dot, anchors and a class around the literals the index pins.
+_values = st.one_of(st.sampled_from(("Get", "Put")), st.sampled_from(("s3", "et", "", "1", "G.t", "^Pu", "[gG]et")))
 _items = st.tuples(
     st.sampled_from((FIELDS[0], *FIELDS)),
     st.one_of(
@@ -71,14 +73,23 @@ def _rule_texts(draw: st.DrawFn) -> str:
 
 
 _scalars = st.one_of(st.sampled_from(TEXTS), st.none(), st.integers(0, 2), st.booleans())
-_field_values = st.one_of(_scalars, st.lists(_scalars, max_size=3), st.lists(st.sampled_from(TEXTS), max_size=3))
+_objects = st.fixed_dictionaries({"a": st.sampled_from(TEXTS)})  # matched as its JSON text, `{"a":"Get"}`
+_field_values = st.one_of(
+    _scalars,
+    _objects,
+    st.lists(st.one_of(_scalars, _objects), max_size=3),
+    st.lists(st.sampled_from(TEXTS), max_size=3),
+)
 
 
 @st.composite
 def _raw_events(draw: st.DrawFn) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for field in FIELDS:
-        if draw(st.booleans()):
+        if field.startswith("cordon."):
+            # Read from the normalized event, not `raw`: `_event` takes it out
+            raw[field] = draw(st.one_of(st.none(), st.sampled_from(TEXTS)))
+        elif draw(st.booleans()):
             value = draw(_field_values if field != FIELDS[0] else st.one_of(_field_values, st.just(["put", "GET"])))
             head, _, rest = field.partition(".")
             if rest and not draw(st.integers(0, 4)):
@@ -87,7 +98,22 @@ def _raw_events(draw: st.DrawFn) -> dict[str, Any]:
                 raw.setdefault(head, {})[rest] = value
             else:
                 raw[field] = value
+    shape = draw(st.integers(0, 5))
+    if "userIdentity" in raw and shape == 0:
+        raw["userIdentity"] = [raw["userIdentity"], {"type": "s3"}]  # a list along the path: every item is read
+    elif shape == 1:
+        raw["userIdentity"] = draw(_scalars)  # a scalar where the path goes on: nothing below it
+    elif shape == 2:
+        raw["userIdentity.type"] = draw(st.sampled_from(TEXTS))  # beside a nested one, maybe: both are read
     return raw
+
+
+def _event(raw: dict[str, Any]) -> NormalizedEvent:
+    action = raw.get("cordon.action")
+    raw = {name: value for name, value in raw.items() if name != "cordon.action"}
+    return NormalizedEvent(
+        event_id="e", time=datetime(2024, 1, 1, tzinfo=UTC), source=EventSource.CLOUDTRAIL, action=action, raw=raw
+    )
 
 
 def _load(texts: list[str]) -> list[DetectionRule]:
@@ -113,13 +139,23 @@ def _rule_text(selections: str, condition: str) -> str:
 @example(
     [_rule_text("  a:\n    eventName: Get\n  b:\n    eventName: Put\n", "a and b")], [{"eventName": ["put", "GET"]}]
 )
+# Rare too: a dotted key beside the nested one it spells, each read; and a list along a dotted path.
+@example(
+    [_rule_text("  a:\n    userIdentity.type: Put\n", "a")],
+    [
+        {"userIdentity": {"type": "Get"}, "userIdentity.type": "Put"},
+        {"userIdentity": [{"type": "s3"}, {"type": "put"}]},
+    ],
+)
+# A regular expression compares case-sensitively, on one string, in a list, on an object's JSON text.
+@example(
+    [_rule_text("  a:\n    eventName|re: Get\n", "a"), _rule_text("  a:\n    userAgent|re: G.t\n", "a")],
+    [{"eventName": "Get"}, {"eventName": ["put", "Get"], "userAgent": "Gxt"}, {"eventName": {"a": "Get"}}],
+)
 def test_index_and_match_find_what_a_scan_of_every_rule_finds(texts: list[str], raws: list[dict[str, Any]]) -> None:
     rules = _load(texts)
     index = RuleIndex(rules)
     for raw in raws:
-        event = NormalizedEvent(
-            event_id="e", time=datetime(2024, 1, 1, tzinfo=UTC), source=EventSource.CLOUDTRAIL, raw=raw
-        )
-        view = FieldView(event)
+        view = FieldView(_event(raw))
         scanned = [rule for rule in rules if rule.matches(view)]
         assert [rule for rule in index.candidates(view) if rule.matches(view)] == scanned, (texts, raw)
