@@ -151,7 +151,7 @@ def main(sizes: Sizes) -> int:
     run = {
         "events_1x": one.events,
         "events_4x": many.events,
-        "rss_before_first_event_mb": {"1x": round(one.loaded_mb, 1), "4x": round(many.loaded_mb, 1)},
+        "rss_peak_loading_mb": {"1x": round(one.loaded_mb, 1), "4x": round(many.loaded_mb, 1)},
         "rss_at_end_mb": {"1x": round(one.end_mb, 1), "4x": round(many.end_mb, 1)},
         "sqlite_events": len(small),
         "dynamodb_events": dynamo.events,
@@ -236,8 +236,8 @@ def _generated(document: dict[str, object], targets: list[Target]) -> str:
             f" {document['parse_bound']}. On the stream with the synthetic ML workload as well (where most events"
             f" are ML-asset reads that raise signals and correlate, work eql does not do):"
             f" {document['throughput_with_ml_workload']}.",
-            f"- Linearity: {document['linearity']}; memory: {document['memory']} (peak RSS before the first event:"
-            f" {run['rss_before_first_event_mb']}, resident at the end: {run['rss_at_end_mb']});"
+            f"- Linearity: {document['linearity']}; memory: {document['memory']} (peak RSS while loading the rules:"
+            f" {run['rss_peak_loading_mb']}, resident at the end: {run['rss_at_end_mb']});"
             f" SQLite: {document['sqlite']}.",
             f"- Cold start (CPU s, median of {cold_start.RUNS}): {document['cold_start']}.",
             f"- SigmaHQ rules that flag an event of the stream: {run['rules_flagging_on_stream']} of 57;"

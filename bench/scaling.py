@@ -2,8 +2,10 @@
 
 The stream (bench/streams.py) repeats its hours, so identities recur, and the hoarder reads 10,000 distinct
 training objects over the 1x stream (the same objects again beyond it): an incident that grows. The child reads
-the stream from a file, line by line as `cordon replay` does, so its peak RSS (ru_maxrss) is the core's state, not
-the benchmark's copy of the input.
+the stream from a file, line by line as `cordon replay` does, so its peak RSS is the core's state, not the
+benchmark's copy of the input. The peak is the one reached WHILE the stream runs: loading the rules (pySigma)
+peaks higher than a day of state, so the process's lifetime peak would say nothing about the state. Linux resets
+a process's peak (VmHWM) when "5" is written to /proc/self/clear_refs; the child does so once the rules are loaded.
 
     python -m bench.scaling STREAM.jsonl     # a child: prints {"cpu_s", "events", "rss_mb"} as JSON
 """
@@ -29,8 +31,8 @@ class SizeRun:
     hours: int
     events: int
     cpu_s: float
-    rss_mb: float
-    loaded_mb: float  # peak RSS before the first event: what the state's growth adds to
+    rss_mb: float  # peak RSS while the stream ran
+    loaded_mb: float  # peak RSS while loading, before the first event (not part of `rss_mb`)
     end_mb: float  # resident at the end
 
     @property
@@ -42,6 +44,7 @@ def measure_file(path: Path) -> dict[str, float]:
     core = load_core()
     core_pipeline = pipeline(core)
     loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter, libraries, rules
+    Path("/proc/self/clear_refs").write_text("5")  # from here VmHWM is the peak of the streaming alone
     events = 0
     began = time.process_time()
     for item in read_file(path):
@@ -49,16 +52,25 @@ def measure_file(path: Path) -> dict[str, float]:
         events += 1
     core_pipeline.flush()
     cpu = time.process_time() - began
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    return {"cpu_s": cpu, "events": events, "rss_mb": rss_mb, "loaded_mb": loaded_mb, "end_mb": resident_mb()}
+    return {
+        "cpu_s": cpu,
+        "events": events,
+        "rss_mb": _status_mb("VmHWM"),
+        "loaded_mb": loaded_mb,
+        "end_mb": resident_mb(),
+    }
 
 
 def resident_mb() -> float:
-    """Resident memory now (VmRSS): the state the run keeps, where the peak may be the rules' loading."""
+    """Resident memory now (VmRSS): the state the run keeps."""
+    return _status_mb("VmRSS")
+
+
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status: the memory targets need Linux")
 
 
 def write_stream(hours: int, path: Path) -> None:
