@@ -74,6 +74,10 @@ BATCH_EVENTS = 200  # events marked seen per transaction
 BATCH_SECONDS = 0.2  # the longest a batch stays uncommitted (and holds the write lock)
 
 
+# Seconds a connection waits for another one's lock (SQLite's busy timeout), and for the file to be set up.
+_BUSY_SECONDS = 30.0
+
+
 class SqliteStore(StateStore):
     def __init__(self, path: str | Path, *, batched: bool = False) -> None:
         # Parsed signals by id. Signals are immutable (an id always names the same content), so a cached signal
@@ -96,16 +100,7 @@ class SqliteStore(StateStore):
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            # Autocommit mode: transactions are explicit (`_write`), so a conditional commit can BEGIN IMMEDIATE.
-            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-            # WAL and NORMAL sync: a crash may lose the last transactions of a replay, never corrupt the file.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            version = self.get_meta("schema_version")
-            if version is None:
-                self.set_meta("schema_version", SCHEMA_VERSION)
-            self.sync()
+            version = self._open(str(path))
         except sqlite3.DatabaseError as error:
             raise StateError(
                 f"state file {path} cannot be opened ({error}): move it aside (or pass another --state)"
@@ -116,6 +111,44 @@ class SqliteStore(StateStore):
                 f"state file {path} has state schema {version}, this Cordon reads {SCHEMA_VERSION}: move it aside"
                 " (or pass another --state) to start a new state"
             )
+
+    def _open(self, path: str) -> str | None:
+        """Connect, set the file up, and return its schema version (None for a new file). Another process setting
+        the same file up at that moment makes SQLite answer "database is locked" at once, without its busy wait
+        (switching the journal to WAL does not wait): that is retried for as long as a write would wait."""
+        deadline = time.monotonic() + _BUSY_SECONDS
+        pause = 0.01
+        while True:
+            try:
+                # Autocommit mode: transactions are explicit (`_write`), so a conditional commit can BEGIN IMMEDIATE.
+                self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=_BUSY_SECONDS)
+                # WAL and NORMAL sync: a crash may lose the last transactions of a replay, never corrupt the file.
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+                version = self.get_meta("schema_version")
+                if version is None:
+                    self.set_meta("schema_version", SCHEMA_VERSION)
+                self.sync()
+                return version
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                self._db.close()
+                self._reset_after_failed_open()
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
+
+    def _reset_after_failed_open(self) -> None:
+        """Forget what the failed attempt held: nothing of it reached the file."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pending = Pending()
+        self._known = Known()
+        self._data_version = None
+        self._batch_events = 0
+        self._batch_started = None
 
     @contextmanager
     def _write(self, *, savepoint: bool = False, pending_first: bool = False) -> Iterator[sqlite3.Connection]:
