@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
@@ -46,26 +45,7 @@ def rule_paths(config: Config, extra: Sequence[Path] = ()) -> list[Path]:
 
 
 def load_ruleset(config: Config, extra: Sequence[Path] = ()) -> RuleSet:
-    """The rules, loaded once per process by every entry point that runs the core (`cordon replay`, the Lambda
-    containers, the benchmark): the place to set the collector up for the stream that follows."""
-    rules = load_rules(rule_paths(config, extra))
-    tune_garbage_collector()
-    return rules
-
-
-# Objects allocated between two young collections. The core keeps its state (signals and their events, for as long
-# as a window can reach them: about a day) in plain objects that die by reference counting, never in cycles; with
-# CPython's default (700) many of them lived through two young collections, each promotion counted towards a full
-# collection, and a full collection ran every ~4,000 events, found nothing to free and walked the whole state: 35-40%
-# of the CPU of a 6 h replay, and more per event the longer the stream (a 24 h stream holds 4x the state). With
-# 10,000, what dies within a few events is freed before it is promoted: no full collection in a 6 h replay, a few
-# in 24 h, the same peak RSS (bench/scaling.py). Cycles are still collected, only in larger batches.
-_YOUNG_COLLECTION_THRESHOLD = 10_000
-
-
-def tune_garbage_collector() -> None:
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(max(young, _YOUNG_COLLECTION_THRESHOLD), middle, old)  # never lowers a larger setting
+    return load_rules(rule_paths(config, extra))
 
 
 def replay(

@@ -1,5 +1,5 @@
-"""Loading the rules sets the collector up for a long stream (cordon/replay.py): a larger young generation, never
-a smaller one than the process already had."""
+"""Building the core's pipeline sets the collector up for a long stream (correlators/pipeline.py): a larger young
+generation, never a smaller one than the process already had."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from cordon.replay import load_ruleset, tune_garbage_collector
 from correlators.config import Config
+from correlators.pipeline import Pipeline, tune_garbage_collector
+from correlators.sigma.loader import RuleSet
+from correlators.state import MemoryStore
 
 
 @pytest.fixture
@@ -19,9 +21,9 @@ def saved_threshold() -> Iterator[tuple[int, int, int]]:
     gc.set_threshold(*before)
 
 
-def test_loading_the_rules_raises_the_young_threshold(saved_threshold: tuple[int, int, int]) -> None:
+def test_building_a_pipeline_raises_the_young_threshold(saved_threshold: tuple[int, int, int]) -> None:
     gc.set_threshold(700, 10, 10)  # CPython's default
-    load_ruleset(Config())
+    Pipeline(Config(), RuleSet(), MemoryStore())
     young, middle, old = gc.get_threshold()
     assert young >= 10_000
     assert (middle, old) == (10, 10)
