@@ -9,8 +9,8 @@ from typing import Any
 from correlators.sigma import FieldView, load_rules
 from tests.unit.test_sigma_evaluate import _event, _rule
 
-SIGMAHQ = Path(__file__).resolve().parents[3] / "shared" / "samples" / "sigmahq-sigma" / "rules" / "cloud" / "aws"
-DISABLE_VERSIONING = SIGMAHQ / "cloudtrail" / "aws_disable_bucket_versioning.yml"
+# Below the shared samples (the `samples` fixture).
+DISABLE_VERSIONING = Path("sigmahq-sigma/rules/cloud/aws/cloudtrail/aws_disable_bucket_versioning.yml")
 
 
 def _put_bucket_versioning(status: str) -> dict[str, Any]:
@@ -27,8 +27,8 @@ def _put_bucket_versioning(status: str) -> dict[str, Any]:
     }
 
 
-def test_sigmahq_disable_bucket_versioning_fires_on_a_suspension_only() -> None:
-    (rule,) = load_rules([DISABLE_VERSIONING]).detections
+def test_sigmahq_disable_bucket_versioning_fires_on_a_suspension_only(samples: Path) -> None:
+    (rule,) = load_rules([samples / DISABLE_VERSIONING]).detections
     assert rule.matches(FieldView(_event(_put_bucket_versioning("Suspended"))))
     assert not rule.matches(FieldView(_event(_put_bucket_versioning("Enabled"))))
 

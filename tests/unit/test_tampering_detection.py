@@ -17,9 +17,8 @@ from correlators.normalize import normalize
 from correlators.sigma import FieldView
 from tests.unit.test_builtin_rules import CONFIG, RULES, RULESET
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
-INVICTUS = SAMPLES / "invictus-aws_dataset" / "CloudTrail"
-STRATUS = SAMPLES / "datadog-stratus-red-team" / "docs" / "detonation-logs"
+INVICTUS = Path("invictus-aws_dataset") / "CloudTrail"  # below the shared samples (the `samples` fixture)
+STRATUS = Path("datadog-stratus-red-team") / "docs" / "detonation-logs"
 FIXTURES = RULES / "05_defense_evasion_near_ml.tests"
 (RULE,) = [rule for rule in RULESET.detections if rule.name == "logging_or_detection_tampering"]
 TAMPERING_SOURCES = {"cloudtrail.amazonaws.com", "guardduty.amazonaws.com"}
@@ -38,9 +37,9 @@ def _records(path: Path) -> list[dict[str, Any]]:
     return document["Records"] if isinstance(document, dict) else document
 
 
-def test_on_invictus_only_the_successful_weakening_calls_fire() -> None:
+def test_on_invictus_only_the_successful_weakening_calls_fire(samples: Path) -> None:
     fired: Counter[str] = Counter()
-    for path in sorted(INVICTUS.glob("*.json")):
+    for path in sorted((samples / INVICTUS).glob("*.json")):
         for record in _records(path):
             if _matches(record):
                 fired[record["eventName"]] += 1
@@ -58,8 +57,8 @@ def test_on_invictus_only_the_successful_weakening_calls_fire() -> None:
         ("aws.defense-evasion.cloudtrail-delete", {"DeleteTrail": 1}),
     ],
 )
-def test_stratus_detonations_fire(technique: str, expected: dict[str, int]) -> None:
-    fired = Counter(r["eventName"] for r in _records(STRATUS / f"{technique}.json") if _matches(r))
+def test_stratus_detonations_fire(technique: str, expected: dict[str, int], samples: Path) -> None:
+    fired = Counter(r["eventName"] for r in _records(samples / STRATUS / f"{technique}.json") if _matches(r))
     assert fired == expected
 
 
