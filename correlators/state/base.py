@@ -114,7 +114,10 @@ class StateStore(ABC):
         """Record that the event was completely processed: called after its signals and incidents are written."""
 
     @abstractmethod
-    def forget_events(self, before: datetime) -> int: ...
+    def forget_events(self, before: datetime) -> int:
+        """Forget the marks made (stamped) before `before`; how many went. A store may keep a mark a little longer
+        (the memory store forgets whole minutes, DynamoDB's TTL in its own time): the pipeline refuses an event
+        beyond its horizon before it reads the event's mark, so a mark kept longer changes nothing."""
 
     # --- incidents ------------------------------------------------------------------------------------------------
     @abstractmethod

@@ -8,6 +8,7 @@ store.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import heapq
 import threading
 from collections import defaultdict
@@ -26,10 +27,18 @@ class MemoryStore(StateStore):
         # partition -> sorted list of (time, signal id)
         self._partitions: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
         self._expiry: list[tuple[datetime, str]] = []  # heap; entries of evicted signals are skipped lazily
-        self._seen: dict[str, datetime] = {}
-        # (time, key) of every seen mark, oldest first: forgetting reads only what it drops, where a scan of every
-        # mark (a day's events, kept as long as the longest window) made each sweep cost the whole horizon.
-        self._seen_order: list[tuple[datetime, str]] = []  # heap
+        # Seen marks are the one part of the state that grows with the stream: one per event, kept as long as the
+        # longest window (a day of events). Each is kept as the 128-bit digest of its key (a key is ~75 characters)
+        # and filed under the minute of its time, forgotten a minute at a time: a scan of every mark made each sweep
+        # cost the whole horizon, and a (time, key) heap entry per mark cost more than the mark. About 90 bytes a
+        # mark instead of 235 (bench/scaling.py, target 4).
+        self._seen: dict[int, None] = {}  # a dict: 30% smaller than a set of as many
+        self._seen_by_minute: dict[int, list[int]] = {}
+        self._seen_minutes: list[int] = []  # heap of the keys of `_seen_by_minute`
+        # The pipeline asks `seen(key)`, then marks the same key; the watermark stamps many marks in a row. Each
+        # pair remembered in one tuple, read and replaced whole, so threads sharing the store never mix two.
+        self._last_digest: tuple[str, int] = ("", _digest(""))
+        self._last_minute: tuple[datetime | None, int] = (None, 0)
         self._incidents: dict[str, Incident] = {}
         self._versions: dict[str, int] = {}
         self._handled: dict[str, int] = {}
@@ -103,21 +112,43 @@ class MemoryStore(StateStore):
             return self._drop([s.id for s in stalest])
 
     def seen(self, key: str) -> bool:
-        return key in self._seen
+        return self._digest_of(key) in self._seen
+
+    def _digest_of(self, key: str) -> int:
+        last_key, digest = self._last_digest
+        if last_key != key:
+            digest = _digest(key)
+            self._last_digest = (key, digest)
+        return digest
 
     def mark_seen(self, key: str, time: datetime) -> None:
+        digest = self._digest_of(key)
+        last_time, minute = self._last_minute
+        if time is not last_time:
+            minute = int(time.timestamp() // 60)
+            self._last_minute = (time, minute)
         with self._lock:
-            if key not in self._seen:
-                self._seen[key] = time
-                heapq.heappush(self._seen_order, (time, key))
+            if digest in self._seen:
+                return
+            self._seen[digest] = None
+            marks = self._seen_by_minute.get(minute)
+            if marks is None:
+                marks = self._seen_by_minute[minute] = []
+                heapq.heappush(self._seen_minutes, minute)
+            marks.append(digest)
 
     def forget_events(self, before: datetime) -> int:
+        """Marks whose whole minute is before `before`: one made in the minute `before` falls in is kept until the
+        next sweep. Kept longer, a mark changes nothing: an event that old is refused as beyond the horizon
+        before its mark is read."""
+        ended = int(before.timestamp() // 60)  # minutes before this one have ended by `before`
         with self._lock:
             forgotten = 0
-            while self._seen_order and self._seen_order[0][0] < before:
-                _, key = heapq.heappop(self._seen_order)
-                del self._seen[key]
-                forgotten += 1
+            while self._seen_minutes and self._seen_minutes[0] < ended:
+                marks = self._seen_by_minute.pop(heapq.heappop(self._seen_minutes))
+                for digest in marks:
+                    del self._seen[digest]
+                forgotten += len(marks)
             return forgotten
 
     def get_incident(self, incident_id: str) -> Incident | None:
@@ -174,3 +205,9 @@ class MemoryStore(StateStore):
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
             self._meta[key] = value
+
+
+def _digest(key: str) -> int:
+    """A seen mark as kept: BLAKE2b's 128 bits as an int (44 bytes; the digest as bytes takes 49), so two keys share
+    a mark only by a collision no one can craft (a shared mark would drop an event as a duplicate)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest())
