@@ -68,6 +68,7 @@ class Pipeline:
         self.config = config
         self._now = now  # when an event is read: its time may not run ahead of it by more than max_clock_skew
         self._max_skew = config.correlation.max_clock_skew
+        self._max_skew_delta = self._max_skew.delta
         self.store = store
         self.stats = Stats()
         self._detector = Detector(rules)
@@ -97,32 +98,41 @@ class Pipeline:
         except EventRejectedError as error:
             self.stats.rejected += 1
             return Rejection(where=error.where or item.where, reason=error.reason)
-        read_at = self._now()
-        if ahead := [event for event in events if event.time > read_at + self._max_skew.delta]:
-            # Event time drives the watermark, expiry and lateness: a clock far ahead would age out every signal.
+        if refused := self._out_of_time(events, item.where):
             self.stats.rejected += 1
-            reason = (
-                f"event time {ahead[0].time.isoformat()} is more than {self._max_skew.spec} "
-                f"(correlation.max_clock_skew) after it was read, at {read_at.isoformat(timespec='seconds')}"
-            )
-            return Rejection(where=item.where, reason=reason)
-        if self._max_time is not None and (
-            behind := [event for event in events if event.time < self._max_time - self._retention]
-        ):
-            # Beyond the horizon the state has forgotten which events it processed (seen marks are kept as long as
-            # the signals any window can reach): taken again, a redelivered event would be counted twice.
-            self.stats.rejected += 1
-            horizon = (self._max_time - self._retention).isoformat(timespec="seconds")
-            reason = (
-                f"event time {behind[0].time.isoformat()} is older than the state's horizon ({horizon}: the latest"
-                " event time seen minus the longest window, the incident window and the lateness): too late to"
-                " correlate or to tell whether it was processed before; replay older files first, or into another"
-                " --state"
-            )
-            return Rejection(where=item.where, reason=reason)
+            return refused
         for event in events:
             self.stats.accepted += 1
             self.submit(event)
+        return None
+
+    def _out_of_time(self, events: list[NormalizedEvent], where: str) -> Rejection | None:
+        """Why a record's events cannot be taken for their time, if they cannot (one test of each bound per event,
+        on every event: nothing built that a timely event does not need)."""
+        read_at = self._now()
+        latest_allowed = read_at + self._max_skew_delta
+        for event in events:
+            if event.time > latest_allowed:
+                # Event time drives the watermark, expiry and lateness: a clock far ahead would age out every signal.
+                reason = (
+                    f"event time {event.time.isoformat()} is more than {self._max_skew.spec} "
+                    f"(correlation.max_clock_skew) after it was read, at {read_at.isoformat(timespec='seconds')}"
+                )
+                return Rejection(where=where, reason=reason)
+        if self._max_time is None:
+            return None
+        horizon = self._max_time - self._retention
+        for event in events:
+            if event.time < horizon:
+                # Beyond the horizon the state has forgotten which events it processed (seen marks are kept as long
+                # as the signals any window can reach): taken again, a redelivered event would be counted twice.
+                reason = (
+                    f"event time {event.time.isoformat()} is older than the state's horizon"
+                    f" ({horizon.isoformat(timespec='seconds')}: the latest event time seen minus the longest window,"
+                    " the incident window and the lateness): too late to correlate or to tell whether it was"
+                    " processed before; replay older files first, or into another --state"
+                )
+                return Rejection(where=where, reason=reason)
         return None
 
     def submit(self, event: NormalizedEvent) -> bool:

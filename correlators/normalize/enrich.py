@@ -30,11 +30,13 @@ def enrich(event: NormalizedEvent, config: Config) -> NormalizedEvent:
     """`event`, enriched in place and returned: the normalizer enriches the events it has just built, before
     anything else sees them (a copy of each cost more than building it). A resource that takes an asset class is
     replaced by one that has it; the others are kept as they are."""
+    if not event.resources and not event.images:
+        return event  # most calls name no resource: nothing to judge
     site = _Site(config)
     if config.assets and event.resources:
         event.resources = [_classified(resource, site) for resource in event.resources]
-    if config.asset_writers:
-        principal = event.actor.principal if event.actor else None
+    if config.asset_writers and event.actor is not None:
+        principal = event.actor.principal
         classes = frozenset(r.asset_class for r in event.resources if r.asset_class)
         event.declared_writer = _writer_verdict(site, principal, classes) if classes and principal else None
     if config.allowed_image_registries and event.images:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, ValidationError
@@ -20,6 +21,13 @@ def parse_time(value: object) -> datetime:
     """An ISO-8601 timestamp as tz-aware UTC. AWS writes `Z` or `+0000`; a missing zone means UTC."""
     if not isinstance(value, str):
         raise ValueError(f"expected an ISO-8601 timestamp string, got {value!r}")
+    return _parse_time_text(value)
+
+
+# CloudTrail times are to the second and a busy account writes several records a second: the same text recurs
+# (~4 records a time on the samples). A datetime is immutable, so the records of one second share one.
+@lru_cache(maxsize=4096)
+def _parse_time_text(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError as error:
