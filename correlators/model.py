@@ -171,6 +171,8 @@ class NormalizedEvent(BaseModel):
 
     @property
     def asset_classes(self) -> list[str]:
+        if not self.resources:
+            return []  # most calls name no resource, and the rule index asks this of every CloudTrail event
         return sorted({r.asset_class for r in self.resources if r.asset_class})
 
     def entities(self) -> list[Entity]:
