@@ -214,12 +214,17 @@ class Incident(BaseModel):
     def working_copy(self) -> Incident:
         """A copy whose changes do not reach this one: its containers are new, their items (frozen models and
         immutable values) are shared. Much cheaper than a deep copy or a JSON round trip; stores hand one out on
-        every read, so the containers are replaced in the copy's own field dict rather than through
-        `model_copy(update=...)`, which costs twice as much."""
-        copied = self.__copy__()
-        fields = copied.__dict__
+        every read and take one on every commit, so the copy is built as pydantic's `__copy__` builds one (an
+        Incident has no extra or private values), its containers replaced in its new field dict before it is set:
+        a quarter cheaper than `__copy__` and then replacing them, half of `model_copy(update=...)`."""
+        fields = self.__dict__.copy()
         for name in _CONTAINER_FIELDS:
             fields[name] = fields[name].copy()
+        copied = type(self).__new__(type(self))
+        _set_slot(copied, "__dict__", fields)
+        _set_slot(copied, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        _set_slot(copied, "__pydantic_extra__", None)
+        _set_slot(copied, "__pydantic_private__", None)
         return copied
 
     def add_signal(self, signal: Signal) -> None:
@@ -294,6 +299,7 @@ class Incident(BaseModel):
         self.covered = {}  # the union of two coverages need not be one range: pull everything once more
 
 
+_set_slot = object.__setattr__
 _CONTAINER_FIELDS = ("raised_by", "entities", "signals", "rule_counts", "links", "covered")
 
 
