@@ -75,6 +75,9 @@ class Correlator:
                 self._by_base_rule.setdefault(base, []).append(correlation)
         self.longest_timespan = timedelta(seconds=max((c.timespan_seconds for c in ruleset.correlations), default=0))
         self._last: tuple[Signal, list[tuple[CorrelationRule, _Group]]] | None = None
+        # (correlation key, group values) > its group: a busy group's partition names were built for every signal
+        self._known_groups: dict[tuple[str, tuple[str, ...]], _Group] = {}
+        self._value_readers = {c.key: _value_reader(c) for c in ruleset.correlations}
 
     def timespan_for(self, rule: str) -> timedelta:
         """The longest window of any correlation that uses signals of `rule` (zero when none does)."""
@@ -93,8 +96,7 @@ class Correlator:
             partitions = group.partitions
             if rule.type in _PER_RULE and _misses_a_rule(store, partitions, signal, span):
                 continue
-            values = functools.partial(_values_of, rule)
-            decision = streak.decide(store, rule, group.key, partitions, signal, span, values)
+            decision = streak.decide(store, rule, group.key, partitions, signal, span, self._value_readers[rule.key])
             if decision is not None:
                 previous = decision.previous
                 if decision.holds and previous is not None:  # the rest of its window is raised already
@@ -119,11 +121,16 @@ class Correlator:
         last = self._last
         if last is not None and last[0] is signal:
             return last[1]
-        found = [
-            (rule, _Group.of(rule, values))
-            for rule in self._by_base_rule.get(signal.rule, [])
-            for values in _groups(rule, signal)
-        ]
+        found = []
+        known = self._known_groups
+        for rule in self._by_base_rule.get(signal.rule, ()):
+            for values in _groups(rule, signal):
+                group = known.get((rule.key, values))
+                if group is None:
+                    if len(known) >= _GROUPS_KEPT:
+                        known.clear()  # bounded: a group is rebuilt from its values, never lost
+                    group = known[rule.key, values] = _Group.of(rule, values)
+                found.append((rule, group))
         self._last = (signal, found)
         return found
 
@@ -155,10 +162,27 @@ def _group_key(group: tuple[str, ...]) -> str:
     return _GROUP_SEPARATOR.join(group)
 
 
-def _values_of(rule: CorrelationRule, signal: Signal) -> list[str]:
-    if rule.condition_field is None:
-        return []
-    return field_values(signal, _field_for(rule, rule.condition_field, signal))
+_GROUPS_KEPT = 4096
+
+
+def _value_reader(rule: CorrelationRule) -> Callable[[Signal], list[str]]:
+    """A signal's values of the rule's condition field (value_count), as `field_values` reads them: a count reads
+    them for each of its newest signals on every signal of a busy group."""
+    field = rule.condition_field
+    if field is None:
+        return lambda signal: []
+    if field in rule.aliases:
+        return functools.partial(_values_by_alias, rule, field)
+
+    def read(signal: Signal) -> list[str]:
+        found = signal.field_cache.get(field)
+        return found if found is not None else field_values(signal, field)
+
+    return read
+
+
+def _values_by_alias(rule: CorrelationRule, field: str, signal: Signal) -> list[str]:
+    return field_values(signal, _field_for(rule, field, signal))
 
 
 def _partition(rule: CorrelationRule, group: tuple[str, ...], base: str) -> str:

@@ -318,6 +318,10 @@ class IncidentGraph:
                 # having read the links before it, did not join by itself; it is in these ranges now.
                 pending += self._pull(before, covered)
                 pull = False
+            if not pending and not pull:
+                # Done: reading the incident again only to find nothing left cost a read and a membership
+                # look-up for every signal that joined as context.
+                return target
         raise StateError(f"incident {target}: signals not committed after {_MAX_ATTEMPTS} conflicting writes")
 
     def _live(self, incident_id: str) -> Incident:

@@ -18,6 +18,7 @@ read, which is always right. A streak is a hint: losing one costs speed, never c
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -135,14 +136,21 @@ def _key(rule: CorrelationRule, group_key: str) -> str:
 
 def load(store: StateStore, rule: CorrelationRule, group_key: str) -> list[tuple[datetime, datetime]]:
     saved = store.get_meta(_key(rule, group_key))
-    if not saved:
-        return []
-    return [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in json.loads(saved)]
+    return list(_parsed(saved)) if saved else []
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(saved: str) -> tuple[tuple[datetime, datetime], ...]:
+    # A busy group's streak is read (decide) and read again (extend) for each signal it raises, and rewritten
+    # with the same start: parsed once per value, not twice per signal. A pure function of the text, so a value
+    # another process wrote is parsed as itself.
+    return tuple((datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in json.loads(saved))
 
 
 def extend(store: StateStore, rule: CorrelationRule, group_key: str, first: datetime, last: datetime) -> None:
     """Record that the group's signals in [first, last] are raised (call after the raise committed)."""
-    streaks = sorted([*load(store, rule, group_key), (first, last)])
+    saved = load(store, rule, group_key)
+    streaks = sorted([*saved, (first, last)])
     merged: list[tuple[datetime, datetime]] = []
     for a, b in streaks:
         if merged and a <= merged[-1][1]:
@@ -150,4 +158,5 @@ def extend(store: StateStore, rule: CorrelationRule, group_key: str, first: date
         else:
             merged.append((a, b))
     kept = merged[-_STREAKS_KEPT:]
-    store.set_meta(_key(rule, group_key), json.dumps([[a.isoformat(), b.isoformat()] for a, b in kept]))
+    if kept != saved:  # a streak that already covered the range: nothing to write
+        store.set_meta(_key(rule, group_key), json.dumps([[a.isoformat(), b.isoformat()] for a, b in kept]))

@@ -92,3 +92,22 @@ def test_with_and_without_the_shortcut_and_in_any_order_the_incidents_are_the_sa
     assert _run(shuffled, fresh()) == with_shortcut
     monkeypatch.setattr(streak, "decide", lambda *args, **kwargs: None)
     assert _run(EVENTS, fresh()) == with_shortcut
+
+
+def test_a_streak_is_written_only_when_it_grows(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryStore()
+    rule = RULES.correlations[0]
+    writes: list[str] = []
+    set_meta = store.set_meta
+    monkeypatch.setattr(store, "set_meta", lambda key, value: (writes.append(value), set_meta(key, value)))
+    streak.extend(store, rule, "g", START, START + timedelta(minutes=5))
+    streak.extend(store, rule, "g", START + timedelta(minutes=1), START + timedelta(minutes=4))  # covered already
+    assert len(writes) == 1
+    streak.extend(store, rule, "g", START + timedelta(minutes=4), START + timedelta(minutes=6))
+    assert len(writes) == 2
+    assert streak.load(store, rule, "g") == [(START, START + timedelta(minutes=6))]
+    streak.extend(store, rule, "g", START + timedelta(hours=1), START + timedelta(hours=2))
+    assert streak.load(store, rule, "g") == [
+        (START, START + timedelta(minutes=6)),
+        (START + timedelta(hours=1), START + timedelta(hours=2)),
+    ]
