@@ -41,9 +41,17 @@ def orjson_eps(lines: Sequence[bytes], rounds: int = 3) -> float:
     return len(lines) / best
 
 
-def compare_engines(core: Core, rules: EqlRules, lines: Sequence[bytes]) -> Throughput:
-    eql_run = eql_side.run(rules, lines)
-    cordon_run = cordon_side.run(core, lines)
+def compare_engines(core: Core, rules: EqlRules, lines: Sequence[bytes], rounds: int = 3) -> Throughput:
+    """Each engine `rounds` times, alternately, and the best CPU time of each: one round of each swung the ratio by
+    a tenth from run to run on the shared machine (1.88x to 2.0x on one commit). Both engines get the same
+    treatment; a later round of either finds the process's caches as its earlier rounds left them."""
+    eql_run = cordon_run = None
+    for _ in range(rounds):
+        eql_now = eql_side.run(rules, lines)
+        cordon_now = cordon_side.run(core, lines)
+        eql_run = eql_now if eql_run is None or eql_now.cpu_s < eql_run.cpu_s else eql_run
+        cordon_run = cordon_now if cordon_run is None or cordon_now.cpu_s < cordon_run.cpu_s else cordon_run
+    assert eql_run is not None and cordon_run is not None, "at least one round"
     return Throughput(cordon_run, eql_run, orjson_eps(lines))
 
 
