@@ -30,10 +30,10 @@ class MemoryStore(StateStore):
         self._partitions: dict[str, tuple[list[tuple[datetime, str]], list[Signal]]] = {}
         self._expiry: list[tuple[datetime, str]] = []  # heap; entries of evicted signals are skipped lazily
         # Seen marks are the one part of the state that grows with the stream: one per event, kept as long as the
-        # longest window (a day of events). Each is kept as the 128-bit digest of its key (a key is ~75 characters)
+        # longest window (a day of events). Each is kept as a 90-bit digest of its key (a key is ~75 characters)
         # and filed under the minute of its time, forgotten a minute at a time: a scan of every mark made each sweep
-        # cost the whole horizon, and a (time, key) heap entry per mark cost more than the mark. About 90 bytes a
-        # mark instead of 235 (bench/scaling.py, target 4).
+        # cost the whole horizon, and a (time, key) heap entry per mark cost more than the mark. About 100 bytes a
+        # mark instead of 225 (tests/unit/test_memory_seen_marks.py; bench/scaling.py, target 4).
         self._seen: dict[int, None] = {}  # a dict: 30% smaller than a set of as many
         self._seen_by_minute: dict[int, list[int]] = {}
         self._seen_minutes: list[int] = []  # heap of the keys of `_seen_by_minute`
@@ -212,9 +212,10 @@ class MemoryStore(StateStore):
 # threads sharing a store). The watermark stamps many marks in a row with one time.
 @lru_cache(maxsize=16)
 def _digest(key: str) -> int:
-    """A seen mark as kept: BLAKE2b's 128 bits as an int (44 bytes; the digest as bytes takes 49), so two keys share
-    a mark only by a collision no one can craft (a shared mark would drop an event as a duplicate)."""
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest())
+    """A seen mark as kept: 90 bits of BLAKE2b, the most an int of three 30-bit digits holds (36 bytes; 128 bits take
+    44, as bytes 49), so two keys share a mark only by a collision no one can craft and chance will not make (a day's
+    160,000 marks: odds of 1 in 10^17; a shared mark would drop an event as a duplicate)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).digest()) >> 6
 
 
 @lru_cache(maxsize=16)
