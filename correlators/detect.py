@@ -32,9 +32,9 @@ class Detector:
     def detect(self, event: NormalizedEvent) -> list[Signal]:
         signals = _implicit_signals(event)
         index = self._rules_by_source[event.source]
-        if index:
+        if index and (rules := index.candidates(event)):
             fields = FieldView(event)
-            for rule in index.candidates(fields):
+            for rule in rules:
                 if rule.matches(fields):
                     signals.append(
                         _signal(
