@@ -317,24 +317,13 @@ class FieldReader:
         raw = event.raw
         actor = event.actor
         try:
-            raw_values = self._raw_items(raw)
+            values = self._raw_items(raw)
         except KeyError:  # a key missing: None for it
-            raw_values = tuple(map(raw.get, self._raw_keys))
+            values = tuple(map(raw.get, self._raw_keys))
         values = (
-            *self._event_fields(event),
-            *(self._actor_fields(actor) if actor is not None else self._no_actor),
-            *raw_values,
+            self._event_fields(event) + (self._actor_fields(actor) if actor is not None else self._no_actor) + values
         )
-        if self._heads:
-            values += self._read_heads(raw)
-        for read in self._others:
-            value = read(event)
-            values += ((tuple(value) or None) if type(value) is list else value,)
-        return values
-
-    def _read_heads(self, raw: dict[str, Any]) -> tuple[Any, ...]:
-        spelled = not raw.keys().isdisjoint(self._spelled)
-        values: tuple[Any, ...] = ()
+        spelled = bool(self._spelled) and not raw.keys().isdisjoint(self._spelled)
         for head, leaves, leaf_items in self._heads:
             node = raw.get(head)
             if type(node) is dict and not spelled:
@@ -346,6 +335,9 @@ class FieldReader:
                 values += (NOT_ONE_STRING,) * len(leaves)
             else:  # no head, or a null or a scalar where the path goes on: nothing below it
                 values += (None,) * len(leaves)
+        for read in self._others:
+            value = read(event)
+            values += ((tuple(value) or None) if type(value) is list else value,)
         return values
 
 
