@@ -331,7 +331,7 @@ class FieldReader:
                     values += leaf_items(node)
                 except KeyError:
                     values += tuple(map(node.get, leaves))
-            elif spelled or isinstance(node, list):  # read beside the dotted keys, or through every item
+            elif spelled or isinstance(node, (list, dict)):  # beside the dotted keys, through every item, ...
                 values += (NOT_ONE_STRING,) * len(leaves)
             else:  # no head, or a null or a scalar where the path goes on: nothing below it
                 values += (None,) * len(leaves)
