@@ -26,15 +26,16 @@ NON_COMPLIANT = "NON_COMPLIANT"
 
 class Detector:
     def __init__(self, ruleset: RuleSet) -> None:
-        # Per source, an index that leaves only the rules that can match an event to run on it.
-        self._rules_by_source = {source: RuleIndex(ruleset.detections_for(source)) for source in EventSource}
+        # Per source with rules, an index that leaves only the rules that can match an event to run on it.
+        indexes = {source: RuleIndex(ruleset.detections_for(source)) for source in EventSource}
+        self._rules_by_source = {source: index for source, index in indexes.items() if index}
 
     def detect(self, event: NormalizedEvent) -> list[Signal]:
         signals = _implicit_signals(event)
-        index = self._rules_by_source[event.source]
-        if index:
+        index = self._rules_by_source.get(event.source)
+        if index is not None and (rules := index.candidates(event)):
             fields = FieldView(event)
-            for rule in index.candidates(fields):
+            for rule in rules:
                 if rule.matches(fields):
                     signals.append(
                         _signal(

@@ -18,7 +18,7 @@ from correlators.ingest import RawRecord, read_inputs
 from correlators.model import EventSource, NormalizedEvent
 from correlators.normalize import normalize
 from correlators.sigma import FieldView
-from correlators.sigma.fields import CORDON_FIELDS, one_string, value_text
+from correlators.sigma.fields import CORDON_FIELDS, FieldReader, one_string, value_text
 
 KEYS = ("a", "b", "a.b", "b.a", "a.b.a")
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.floats(allow_nan=False), st.sampled_from("aAbÉ"))
@@ -84,8 +84,33 @@ def test_one_string_readers_keep_their_promise(raw: dict[str, Any], path: str) -
         assert all(item is None for item in values)
 
 
-def test_texts_of_every_cordon_field_are_the_lowered_texts_of_its_values() -> None:
-    # GIVEN the events of the demo scenarios: findings, alarms, Config verdicts and API calls on ML assets
+def _assert_one_string_promise(value: Any, values: list[Any], name: str) -> None:
+    """A string is the field's one value; None (or []) a field with no value but null; a tuple (what a
+    `FieldReader` makes of a list) the values; anything else says nothing."""
+    if isinstance(value, str):
+        assert values == [value], name
+    elif value is None or value == []:
+        assert all(item is None for item in values), name
+    elif isinstance(value, tuple):
+        assert values == list(value), name
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(KEYS), _json, max_size=4), st.lists(_paths, min_size=1, max_size=4))
+def test_a_field_reader_keeps_the_promise_of_one_string_readers(raw: dict[str, Any], paths: list[str]) -> None:
+    # GIVEN several paths read at once, top-level keys and paths under one key among them, dotted keys beside
+    event = NormalizedEvent(event_id="e", time=datetime(2024, 1, 1, tzinfo=UTC), source=EventSource.CLOUDTRAIL, raw=raw)
+    reader = FieldReader(paths)
+    # WHEN it reads them
+    values = reader.read(event)
+    # THEN each is read once, and what it gives keeps the promise `one_string`'s reader makes
+    assert sorted(reader.names) == sorted(set(paths))
+    for name, value in zip(reader.names, values, strict=True):
+        _assert_one_string_promise(value, FieldView(event).get(name), name)
+
+
+def _demo_events() -> list[NormalizedEvent]:
+    """The events of the demo scenarios: findings, alarms, Config verdicts and API calls on ML assets."""
     repo = Path(__file__).resolve().parents[2]
     config = load_config(repo / "examples" / "cordon.yaml")
     inputs = [str(repo / "examples" / folder) for folder in ("scenarios", "fixtures")]
@@ -94,9 +119,19 @@ def test_texts_of_every_cordon_field_are_the_lowered_texts_of_its_values() -> No
         if isinstance(item, RawRecord):
             with suppress(EventRejectedError):  # an EC2 state change the demo sends for its rejection
                 events += normalize(item, config)
+    return events
+
+
+def _cordon_field_names(events: list[NormalizedEvent]) -> list[str]:
     dimensions = {f"cordon.alarm.dimensions.{name}" for e in events if e.alarm for name in e.alarm.dimensions}
     assert len(events) > 50 and dimensions
-    names = sorted(CORDON_FIELDS - {"cordon.alarm.dimensions.<Name>"} | dimensions)
+    return sorted(CORDON_FIELDS - {"cordon.alarm.dimensions.<Name>"} | dimensions)
+
+
+def test_texts_of_every_cordon_field_are_the_lowered_texts_of_its_values() -> None:
+    # GIVEN the events of the demo scenarios and every cordon field
+    events = _demo_events()
+    names = _cordon_field_names(events)
 
     for event in events:
         for name in names:
@@ -106,3 +141,15 @@ def test_texts_of_every_cordon_field_are_the_lowered_texts_of_its_values() -> No
 
             # THEN the texts are what `value_text` makes of the values, lower-cased
             assert list(texts) == [text.lower() for text in map(value_text, values) if text is not None], name
+
+
+def test_a_field_reader_reads_every_cordon_field_as_the_view_does() -> None:
+    # GIVEN the events of the demo scenarios, and a reader of every cordon field and a few raw paths at once
+    events = _demo_events()
+    reader = FieldReader([*_cordon_field_names(events), "eventName", "userIdentity.type", "detail.severity"])
+    for event in events:
+        # WHEN it reads an event
+        values = reader.read(event)
+        # THEN each value keeps the promise of one string, and any tuple holds the field's values
+        for name, value in zip(reader.names, values, strict=True):
+            _assert_one_string_promise(value, FieldView(event).get(name), name)

@@ -13,12 +13,23 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from correlators.model import EventSource, NormalizedEvent
+from correlators.model import Actor, EntityType, EventSource, NormalizedEvent, Resource
 from correlators.sigma import DetectionRule, FieldView, load_rules
 from correlators.sigma.index import RuleIndex
 
 # Few fields and values, so that rules and events meet often, a field's several values meet several selections.
-FIELDS = ("eventName", "userAgent", "userIdentity.type", "cordon.action")
+# Of each kind the index reads its own way: top-level keys, two-part paths under one key, a deeper path, an event
+# attribute, an actor attribute, a list-valued `cordon.` field.
+FIELDS = (
+    "eventName",
+    "userAgent",
+    "userIdentity.type",
+    "userIdentity.arn",
+    "userIdentity.session.type",
+    "cordon.action",
+    "cordon.principal_type",
+    "cordon.asset_class",
+)
 TEXTS = ("Get", "gET", "Put", "s3", "")
 MODIFIERS = ("", "", "", "", "|contains", "|startswith", "|endswith", "|cased", "|re", "|re|i")
 
@@ -86,7 +97,9 @@ _field_values = st.one_of(
 def _raw_events(draw: st.DrawFn) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for field in FIELDS:
-        if field.startswith("cordon."):
+        if field == "cordon.asset_class":  # from the event's resources: `_event` takes it out
+            raw[field] = draw(st.lists(st.one_of(st.none(), st.sampled_from(TEXTS)), max_size=3))
+        elif field.startswith("cordon."):
             # Read from the normalized event, not `raw`: `_event` takes it out
             raw[field] = draw(st.one_of(st.none(), st.sampled_from(TEXTS)))
         elif draw(st.booleans()):
@@ -95,7 +108,11 @@ def _raw_events(draw: st.DrawFn) -> dict[str, Any]:
             if rest and not draw(st.integers(0, 4)):
                 raw[field] = value  # a key with a dot in it, as some records spell it
             elif rest:
-                raw.setdefault(head, {})[rest] = value
+                *middle, last = rest.split(".")
+                node = raw.setdefault(head, {})
+                for part in middle:
+                    node = node.setdefault(part, {})
+                node[last] = value
             else:
                 raw[field] = value
     shape = draw(st.integers(0, 5))
@@ -109,10 +126,20 @@ def _raw_events(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _event(raw: dict[str, Any]) -> NormalizedEvent:
-    action = raw.get("cordon.action")
-    raw = {name: value for name, value in raw.items() if name != "cordon.action"}
+    cordon = {name: raw[name] for name in FIELDS if name.startswith("cordon.") and name in raw}
+    principal_type = cordon.get("cordon.principal_type")
+    classes = cordon.get("cordon.asset_class") or []
     return NormalizedEvent(
-        event_id="e", time=datetime(2024, 1, 1, tzinfo=UTC), source=EventSource.CLOUDTRAIL, action=action, raw=raw
+        event_id="e",
+        time=datetime(2024, 1, 1, tzinfo=UTC),
+        source=EventSource.CLOUDTRAIL,
+        action=cordon.get("cordon.action"),
+        actor=Actor(principal_type=principal_type) if principal_type is not None else None,
+        resources=[
+            Resource(type=EntityType.OBJECT, id=f"s3://b/{number}", asset_class=asset_class)
+            for number, asset_class in enumerate(classes)
+        ],
+        raw={name: value for name, value in raw.items() if name not in cordon},
     )
 
 
@@ -152,10 +179,20 @@ def _rule_text(selections: str, condition: str) -> str:
     [_rule_text("  a:\n    eventName|re: Get\n", "a"), _rule_text("  a:\n    userAgent|re: G.t\n", "a")],
     [{"eventName": "Get"}, {"eventName": ["put", "Get"], "userAgent": "Gxt"}, {"eventName": {"a": "Get"}}],
 )
+# The index remembers the rules left by the values it read: values equal as Python compares them (1 == True) but
+# not as Sigma does ("1", "true") must not share what it remembered; neither must a missing key and an empty list.
+@example(
+    [_rule_text("  a:\n    eventName: 'true'\n", "a"), _rule_text("  a:\n    userAgent: '1'\n", "a")],
+    [{"eventName": 1, "userAgent": True}, {"eventName": True, "userAgent": 1}, {"eventName": True, "userAgent": 1}],
+)
+@example(
+    [_rule_text("  a:\n    userIdentity.arn|exists: true\n", "a")],
+    [{"userIdentity": {"arn": "s3"}}, {"userIdentity": {"type": "s3"}}, {"userIdentity": {"arn": "s3"}}],
+)
 def test_index_and_match_find_what_a_scan_of_every_rule_finds(texts: list[str], raws: list[dict[str, Any]]) -> None:
     rules = _load(texts)
     index = RuleIndex(rules)
     for raw in raws:
         view = FieldView(_event(raw))
         scanned = [rule for rule in rules if rule.matches(view)]
-        assert [rule for rule in index.candidates(view) if rule.matches(view)] == scanned, (texts, raw)
+        assert [rule for rule in index.candidates(view.event) if rule.matches(view)] == scanned, (texts, raw)
