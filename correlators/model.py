@@ -7,12 +7,12 @@ signals into incidents.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property, lru_cache
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -236,9 +236,49 @@ def trusted(model: type[_Model], /, **values: Any) -> _Model:
     for name, factory in shape.factories:
         if name not in values:
             fields[name] = factory()
+    return _instance(model, fields, set(values))
+
+
+class TrustedFields(Generic[_Model]):
+    """`trusted` prepared once for one model and the fields a call site always gives, for the hottest site (one
+    CloudTrail record, one event): the caller builds the instance's `__dict__` itself, every field in declaration
+    order, the defaults of the fields not given included, and nothing is merged, copied or looked up per call.
+
+        CLOUDTRAIL_EVENT = TrustedFields(NormalizedEvent, given=("event_id", ...))
+        event = CLOUDTRAIL_EVENT.build({"event_id": ..., ..., "origin": ...})
+
+    `build` checks only that the dict has as many keys as the model has fields (a forgotten or extra one); which
+    keys they are, and their order, are checked by tests/unit/test_normalize_trusted.py on every sample event, as
+    are the values. `model_fields_set` is `given`, as it would be after validating those names."""
+
+    def __init__(self, model: type[_Model], given: Iterable[str]) -> None:
+        shape = _SHAPES.get(model) or _shape_of(model)
+        names = frozenset(given)
+        unknown, missing = names - shape.template.keys(), shape.required - names
+        unmade = [name for name, _ in shape.factories if name not in names]
+        if unknown or missing or unmade:
+            # A default factory makes a fresh value per instance: the caller has to make it, so has to give it.
+            listed = [", ".join(names) or "-" for names in (sorted(unknown), sorted(missing), unmade)]
+            raise TypeError(
+                f"{model.__name__}: unknown {listed[0]}; missing {listed[1]}; "
+                f"defaults made by a factory, to be given {listed[2]}"
+            )
+        self.model = model
+        self.names = tuple(shape.template)  # every field, in declaration order: the keys `build` takes
+        self._given = names
+        self._size = len(shape.template)
+
+    def build(self, fields: dict[str, Any]) -> _Model:
+        """The model instance whose `__dict__` is `fields` (kept, not copied)."""
+        if len(fields) != self._size:
+            raise TypeError(f"{self.model.__name__}: expected the {self._size} fields {', '.join(self.names)}")
+        return _instance(self.model, fields, set(self._given))
+
+
+def _instance(model: type[_Model], fields: dict[str, Any], fields_set: set[str]) -> _Model:
     instance = model.__new__(model)
     _set_slot(instance, "__dict__", fields)
-    _set_slot(instance, "__pydantic_fields_set__", set(values))
+    _set_slot(instance, "__pydantic_fields_set__", fields_set)
     _set_slot(instance, "__pydantic_extra__", None)
     _set_slot(instance, "__pydantic_private__", None)
     return instance

@@ -8,7 +8,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from correlators.model import EventSource, NormalizedEvent, Resource, trusted
+from correlators.model import EventSource, NormalizedEvent, Resource, TrustedFields
 from correlators.normalize import identity, sagemaker
 from correlators.normalize import resources as res
 from correlators.normalize.fields import NO_ENVELOPE, Envelope, JsonObject, SourceModel, Timestamp, dig, text, validate
@@ -37,31 +37,61 @@ def looks_like_cloudtrail(document: dict[str, Any]) -> bool:
     return "eventVersion" in document or {"eventName", "eventSource"} <= document.keys()
 
 
+# Every value is of its field's type already (validated by CloudTrailRecord, or built from validated values): not
+# validated again, the hot path of the whole core.
+_EVENT = TrustedFields(
+    NormalizedEvent,
+    given=(
+        "event_id",
+        "time",
+        "source",
+        "account",
+        "region",
+        "action",
+        "outcome",
+        "error_code",
+        "actor",
+        "source_ip",
+        "user_agent",
+        "resources",
+        "images",
+        "raw",
+        "origin",
+    ),
+)
+
+
 def normalize_cloudtrail(document: dict[str, Any], origin: str, envelope: Envelope | None = None) -> NormalizedEvent:
     envelope = envelope or NO_ENVELOPE
     record = validate(CloudTrailRecord, _with_insight_fields(document), LABEL)
     account = record.recipientAccountId or text(dig(record.userIdentity, "accountId")) or envelope.account
     region = record.awsRegion or envelope.region
     service = record.eventSource.removesuffix(".amazonaws.com")
-    # Every value is of its field's type already (validated above, or built from validated values): not validated
-    # again, the hot path of the whole core.
-    return trusted(
-        NormalizedEvent,
-        event_id=record.eventID or content_id(document),
-        time=record.eventTime,
-        source=EventSource.CLOUDTRAIL,
-        account=account,
-        region=region,
-        action=f"{service}:{record.eventName}",
-        outcome="failure" if record.errorCode else "success",
-        error_code=record.errorCode,
-        actor=identity.from_cloudtrail(record.userIdentity, account),
-        source_ip=ip_or_none(record.sourceIPAddress),
-        user_agent=record.userAgent,
-        resources=res.unique(_resources(record, service, region, account)),
-        images=sagemaker.images(record.eventName, record.requestParameters or {}) if service == "sagemaker" else [],
-        raw=document,
-        origin=origin,
+    event_name = record.eventName
+    return _EVENT.build(
+        {
+            "event_id": record.eventID or content_id(document),
+            "time": record.eventTime,
+            "source": EventSource.CLOUDTRAIL,
+            "account": account,
+            "region": region,
+            "action": f"{service}:{event_name}",
+            "outcome": "failure" if record.errorCode else "success",
+            "error_code": record.errorCode,
+            "actor": identity.from_cloudtrail(record.userIdentity, account),
+            "source_ip": ip_or_none(record.sourceIPAddress),
+            "user_agent": record.userAgent,
+            "resources": _resources(record, service, region, account),
+            "images": sagemaker.images(event_name, record.requestParameters or {}) if service == "sagemaker" else [],
+            # Not given: set by enrichment, or by other sources.
+            "declared_writer": None,
+            "image_allowed": None,
+            "finding": None,
+            "alarm": None,
+            "compliance": None,
+            "raw": document,
+            "origin": origin,
+        }
     )
 
 
@@ -90,21 +120,28 @@ def ip_or_none(value: str | None) -> str | None:
         return None
 
 
-def _resources(
-    record: CloudTrailRecord, service: str, region: str | None, account: str | None
-) -> list[Resource | None]:
-    found: list[Resource | None] = [res.from_arn(item.get("ARN")) for item in record.resources or []]
+def _resources(record: CloudTrailRecord, service: str, region: str | None, account: str | None) -> list[Resource]:
+    """The resources the record names, each once. Most records name none: each source is asked for what it
+    names only when the keys it reads are there, and no list is made for nothing."""
     params = record.requestParameters or {}
-    found += _s3(params)
+    answer = record.responseElements or {}
+    found: list[Resource | None] = (
+        [res.from_arn(item.get("ARN")) for item in record.resources] if record.resources else []
+    )
+    if "bucketName" in params:
+        found += _s3(params)
     if "sagemaker" in service:
         found += _sagemaker(params, region, account)
         found += [r for uri in sagemaker.s3_inputs(record.eventName, params) for r in _s3_uri(uri)]
         # A new model package version is named only in the answer (CreateModelPackage's modelPackageArn).
-        found.append(res.from_arn((record.responseElements or {}).get("modelPackageArn")))
+        found.append(res.from_arn(answer.get("modelPackageArn")))
     if service == "apigateway":
         found += _apigateway(params, region)
-    found += _instances(params) + _instances(record.responseElements or {})
-    return found
+    if not _INSTANCE_KEYS.isdisjoint(params):
+        found += _instances(params)
+    if not _INSTANCE_KEYS.isdisjoint(answer):
+        found += _instances(answer)
+    return res.unique(found) if found else []
 
 
 def _s3(params: dict[str, Any]) -> list[Resource | None]:
@@ -157,9 +194,8 @@ _INSTANCE_KEYS = frozenset({"instanceId", "target", "instanceIds", "instancesSet
 
 
 def _instances(elements: dict[str, Any]) -> list[Resource | None]:
-    """EC2 instance ids wherever EC2 and SSM put them: instanceId, instanceIds, instancesSet.items, target."""
-    if _INSTANCE_KEYS.isdisjoint(elements):
-        return []  # most calls name no instance, and this is asked of every request and response
+    """EC2 instance ids wherever EC2 and SSM put them: instanceId, instanceIds, instancesSet.items, target (asked
+    only of a request or response holding one of `_INSTANCE_KEYS`: most calls name no instance)."""
     ids: list[Any] = [elements.get("instanceId"), elements.get("target")]
     if isinstance(elements.get("instanceIds"), list):
         ids += elements["instanceIds"]
