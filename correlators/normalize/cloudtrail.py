@@ -63,7 +63,9 @@ _EVENT = TrustedFields(
 
 def normalize_cloudtrail(document: dict[str, Any], origin: str, envelope: Envelope | None = None) -> NormalizedEvent:
     envelope = envelope or NO_ENVELOPE
-    record = validate(CloudTrailRecord, _with_insight_fields(document), LABEL)
+    # Insights events are rare: the look-up is made here, not in a call per record.
+    insight = "insightDetails" in document
+    record = validate(CloudTrailRecord, _with_insight_fields(document) if insight else document, LABEL)
     account = record.recipientAccountId or text(dig(record.userIdentity, "accountId")) or envelope.account
     region = record.awsRegion or envelope.region
     service = record.eventSource.removesuffix(".amazonaws.com")
