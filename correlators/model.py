@@ -257,7 +257,7 @@ class TrustedFields(Generic[_Model]):
         unmade = [name for name, _ in shape.factories if name not in names]
         if unknown or missing or unmade:
             # A default factory makes a fresh value per instance: the caller has to make it, so has to give it.
-            listed = [", ".join(names) or "-" for names in (sorted(unknown), sorted(missing), unmade)]
+            listed = [", ".join(group) or "-" for group in (sorted(unknown), sorted(missing), unmade)]
             raise TypeError(
                 f"{model.__name__}: unknown {listed[0]}; missing {listed[1]}; "
                 f"defaults made by a factory, to be given {listed[2]}"
