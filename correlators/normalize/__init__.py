@@ -90,11 +90,18 @@ _EXPECTED = (
 
 def normalize(record: RawRecord, config: Config) -> list[NormalizedEvent]:
     """The normalized, enriched events in one record, or EventRejectedError (carrying `record.where`)."""
+    payload, where = record.payload, record.where
     try:
-        events = _parse(record.payload, record.where)
+        if "eventVersion" in payload and "detail-type" not in payload and "detail" not in payload:
+            # A bare CloudTrail record, as nearly every line of a trail is: what `_parse` would come to, directly.
+            events = [normalize_cloudtrail(payload, where)]
+        else:
+            events = _parse(payload, where)
     except EventRejectedError as error:
-        raise EventRejectedError(error.reason, where=record.where) from None
-    return [enrich(event, config) for event in events]
+        raise EventRejectedError(error.reason, where=where) from None
+    for event in events:
+        enrich(event, config)  # in place
+    return events
 
 
 def _parse(payload: dict[str, Any], origin: str) -> list[NormalizedEvent]:

@@ -6,30 +6,38 @@ import hashlib
 import ipaddress
 import json
 from functools import lru_cache
-from typing import Any
+from typing import Any, NotRequired
 
-from correlators.model import EventSource, NormalizedEvent, Resource, trusted
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
+
+from correlators.model import EventSource, NormalizedEvent, Resource, TrustedFields
 from correlators.normalize import identity, sagemaker
 from correlators.normalize import resources as res
-from correlators.normalize.fields import NO_ENVELOPE, Envelope, JsonObject, SourceModel, Timestamp, dig, text, validate
+from correlators.normalize.fields import NO_ENVELOPE, Envelope, JsonObject, SourceFields, Timestamp, dig, text
 
 LABEL = "CloudTrail record"
 
 
-class CloudTrailRecord(SourceModel):
-    eventID: str | None = None
+# typing_extensions' TypedDict: pydantic reads the typing one only from Python 3.12 on.
+@with_config(ConfigDict(extra="ignore"))
+class CloudTrailRecord(TypedDict):
+    eventID: NotRequired[str | None]
     eventTime: Timestamp
     eventSource: str
     eventName: str
-    awsRegion: str | None = None
-    recipientAccountId: str | None = None
-    userIdentity: JsonObject | None = None
-    sourceIPAddress: str | None = None
-    userAgent: str | None = None
-    errorCode: str | None = None
-    requestParameters: JsonObject | None = None
-    responseElements: JsonObject | None = None
-    resources: list[JsonObject] | None = None
+    awsRegion: NotRequired[str | None]
+    recipientAccountId: NotRequired[str | None]
+    userIdentity: NotRequired[JsonObject | None]
+    sourceIPAddress: NotRequired[str | None]
+    userAgent: NotRequired[str | None]
+    errorCode: NotRequired[str | None]
+    requestParameters: NotRequired[JsonObject | None]
+    responseElements: NotRequired[JsonObject | None]
+    resources: NotRequired[list[JsonObject] | None]
+
+
+RECORD = SourceFields(CloudTrailRecord, LABEL)
 
 
 def looks_like_cloudtrail(document: dict[str, Any]) -> bool:
@@ -37,31 +45,65 @@ def looks_like_cloudtrail(document: dict[str, Any]) -> bool:
     return "eventVersion" in document or {"eventName", "eventSource"} <= document.keys()
 
 
+# Every value is of its field's type already (validated by RECORD, or built from validated values): not
+# validated again, the hot path of the whole core.
+_EVENT = TrustedFields(
+    NormalizedEvent,
+    given=(
+        "event_id",
+        "time",
+        "source",
+        "account",
+        "region",
+        "action",
+        "outcome",
+        "error_code",
+        "actor",
+        "source_ip",
+        "user_agent",
+        "resources",
+        "images",
+        "raw",
+        "origin",
+    ),
+)
+
+
 def normalize_cloudtrail(document: dict[str, Any], origin: str, envelope: Envelope | None = None) -> NormalizedEvent:
     envelope = envelope or NO_ENVELOPE
-    record = validate(CloudTrailRecord, _with_insight_fields(document), LABEL)
-    account = record.recipientAccountId or text(dig(record.userIdentity, "accountId")) or envelope.account
-    region = record.awsRegion or envelope.region
-    service = record.eventSource.removesuffix(".amazonaws.com")
-    # Every value is of its field's type already (validated above, or built from validated values): not validated
-    # again, the hot path of the whole core.
-    return trusted(
-        NormalizedEvent,
-        event_id=record.eventID or content_id(document),
-        time=record.eventTime,
-        source=EventSource.CLOUDTRAIL,
-        account=account,
-        region=region,
-        action=f"{service}:{record.eventName}",
-        outcome="failure" if record.errorCode else "success",
-        error_code=record.errorCode,
-        actor=identity.from_cloudtrail(record.userIdentity, account),
-        source_ip=ip_or_none(record.sourceIPAddress),
-        user_agent=record.userAgent,
-        resources=res.unique(_resources(record, service, region, account)),
-        images=sagemaker.images(record.eventName, record.requestParameters or {}) if service == "sagemaker" else [],
-        raw=document,
-        origin=origin,
+    # Insights events are rare: the look-up is made here, not in a call per record.
+    record = RECORD.validate(_with_insight_fields(document) if "insightDetails" in document else document)
+    user_identity = record.get("userIdentity")
+    account = record.get("recipientAccountId") or text(dig(user_identity, "accountId")) or envelope.account
+    region = record.get("awsRegion") or envelope.region
+    service = record["eventSource"].removesuffix(".amazonaws.com")
+    event_name = record["eventName"]
+    error_code = record.get("errorCode")
+    images = sagemaker.images(event_name, record.get("requestParameters") or {}) if service == "sagemaker" else []
+    return _EVENT.build(
+        {
+            "event_id": record.get("eventID") or content_id(document),
+            "time": record["eventTime"],
+            "source": EventSource.CLOUDTRAIL,
+            "account": account,
+            "region": region,
+            "action": f"{service}:{event_name}",
+            "outcome": "failure" if error_code else "success",
+            "error_code": error_code,
+            "actor": identity.from_cloudtrail(user_identity, account),
+            "source_ip": ip_or_none(record.get("sourceIPAddress")),
+            "user_agent": record.get("userAgent"),
+            "resources": _resources(record, service, region, account),
+            "images": images,
+            # Not given: set by enrichment, or by other sources.
+            "declared_writer": None,
+            "image_allowed": None,
+            "finding": None,
+            "alarm": None,
+            "compliance": None,
+            "raw": document,
+            "origin": origin,
+        }
     )
 
 
@@ -90,21 +132,27 @@ def ip_or_none(value: str | None) -> str | None:
         return None
 
 
-def _resources(
-    record: CloudTrailRecord, service: str, region: str | None, account: str | None
-) -> list[Resource | None]:
-    found: list[Resource | None] = [res.from_arn(item.get("ARN")) for item in record.resources or []]
-    params = record.requestParameters or {}
-    found += _s3(params)
+def _resources(record: CloudTrailRecord, service: str, region: str | None, account: str | None) -> list[Resource]:
+    """The resources the record names, each once. Most records name none: each source is asked for what it
+    names only when the keys it reads are there, and no list is made for nothing."""
+    params = record.get("requestParameters") or {}
+    answer = record.get("responseElements") or {}
+    named = record.get("resources")
+    found: list[Resource | None] = [res.from_arn(item.get("ARN")) for item in named] if named else []
+    if "bucketName" in params:
+        found += _s3(params)
     if "sagemaker" in service:
         found += _sagemaker(params, region, account)
-        found += [r for uri in sagemaker.s3_inputs(record.eventName, params) for r in _s3_uri(uri)]
+        found += [r for uri in sagemaker.s3_inputs(record["eventName"], params) for r in _s3_uri(uri)]
         # A new model package version is named only in the answer (CreateModelPackage's modelPackageArn).
-        found.append(res.from_arn((record.responseElements or {}).get("modelPackageArn")))
+        found.append(res.from_arn(answer.get("modelPackageArn")))
     if service == "apigateway":
         found += _apigateway(params, region)
-    found += _instances(params) + _instances(record.responseElements or {})
-    return found
+    if not _INSTANCE_KEYS.isdisjoint(params):
+        found += _instances(params)
+    if not _INSTANCE_KEYS.isdisjoint(answer):
+        found += _instances(answer)
+    return res.unique(found) if found else []
 
 
 def _s3(params: dict[str, Any]) -> list[Resource | None]:
@@ -157,9 +205,8 @@ _INSTANCE_KEYS = frozenset({"instanceId", "target", "instanceIds", "instancesSet
 
 
 def _instances(elements: dict[str, Any]) -> list[Resource | None]:
-    """EC2 instance ids wherever EC2 and SSM put them: instanceId, instanceIds, instancesSet.items, target."""
-    if _INSTANCE_KEYS.isdisjoint(elements):
-        return []  # most calls name no instance, and this is asked of every request and response
+    """EC2 instance ids wherever EC2 and SSM put them: instanceId, instanceIds, instancesSet.items, target (asked
+    only of a request or response holding one of `_INSTANCE_KEYS`: most calls name no instance)."""
     ids: list[Any] = [elements.get("instanceId"), elements.get("target")]
     if isinstance(elements.get("instanceIds"), list):
         ids += elements["instanceIds"]

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from correlators.config import Config
 from correlators.errors import EventRejectedError
 from correlators.ingest import RawRecord, read_inputs
-from correlators.model import Actor, EntityType, EventSource, NormalizedEvent, Resource, trusted
+from correlators.model import Actor, EntityType, EventSource, NormalizedEvent, Resource, TrustedFields, trusted
 from correlators.normalize import normalize
 
 SAMPLES = Path(__file__).parents[2].parent / "shared" / "samples"
@@ -127,3 +127,29 @@ def test_trusted_takes_defaults_and_fresh_lists_and_refuses_missing_or_unknown_f
         trusted(NormalizedEvent, event_id="e", source=EventSource.CLOUDTRAIL)
     with pytest.raises(TypeError, match="Resource: missing -; unknown kind"):
         trusted(Resource, type=EntityType.BUCKET, id="x", kind="y")
+
+
+def test_trusted_fields_builds_from_a_complete_dict_and_refuses_a_shape_it_cannot_build() -> None:
+    # GIVEN a builder for resources given only their type and id
+    build = TrustedFields(Resource, given=("type", "id"))
+    bucket = "arn:aws:s3:::b"
+
+    # WHEN a resource is built from every field, the default of the one not given included
+    built = build.build({"type": EntityType.BUCKET, "id": bucket, "asset_class": None})
+
+    # THEN it is the validated resource, with the same fields set, each instance its own set
+    assert built == Resource(type="bucket", id=bucket)
+    assert built.model_fields_set == {"type", "id"}
+    other = build.build({"type": EntityType.BUCKET, "id": bucket, "asset_class": None})
+    assert built.model_fields_set is not other.model_fields_set
+    assert build.names == ("type", "id", "asset_class")
+    # AND a dict missing a field, or holding one more, is refused
+    with pytest.raises(TypeError, match="Resource: expected the 3 fields type, id, asset_class"):
+        build.build({"type": EntityType.BUCKET, "id": bucket})
+    with pytest.raises(TypeError, match="expected the 3 fields"):
+        build.build({"type": EntityType.BUCKET, "id": bucket, "asset_class": None, "kind": "x"})
+    # AND a builder is refused for unknown names, a required field not given, or a fresh default it would share
+    with pytest.raises(TypeError, match="Resource: unknown kind; missing id;"):
+        TrustedFields(Resource, given=("type", "kind"))
+    with pytest.raises(TypeError, match="defaults made by a factory, to be given resources, images"):
+        TrustedFields(NormalizedEvent, given=("event_id", "time", "source", "raw"))

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from correlators.errors import EventRejectedError
-from correlators.normalize.cloudtrail import CloudTrailRecord
-from correlators.normalize.fields import JsonObject, SourceModel, validate
+from correlators.normalize.cloudtrail import RECORD
+from correlators.normalize.fields import JsonObject, SourceModel, Timestamp, describe, validate
 
 
 class _Copied(SourceModel):
@@ -60,6 +61,60 @@ def test_a_cloudtrail_record_keeps_its_request_and_identity_objects() -> None:
         "requestParameters": parameters,
     }
 
-    record = validate(CloudTrailRecord, document, "CloudTrail record")
+    record = RECORD.validate(document)
 
-    assert record.userIdentity is identity and record.requestParameters is parameters
+    assert record.get("userIdentity") is identity and record.get("requestParameters") is parameters
+
+
+class _CloudTrailModel(SourceModel):
+    """What the CloudTrail fields were validated as before they became a TypedDict: the refusals must not change."""
+
+    eventID: str | None = None
+    eventTime: Timestamp
+    eventSource: str
+    eventName: str
+    awsRegion: str | None = None
+    recipientAccountId: str | None = None
+    userIdentity: JsonObject | None = None
+    sourceIPAddress: str | None = None
+    userAgent: str | None = None
+    errorCode: str | None = None
+    requestParameters: JsonObject | None = None
+    responseElements: JsonObject | None = None
+    resources: list[JsonObject] | None = None
+
+
+_RECORD_START = {"eventTime": "2024-05-01T12:00:00Z", "eventSource": "s3.amazonaws.com", "eventName": "GetObject"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"eventTime": None},
+        {"eventTime": 5},
+        {"eventTime": "soon"},
+        {"eventTime": "1970-01-01T00:00:00Z"},
+        {"eventTime": {"at": 1}},
+        {"eventSource": None},
+        {"eventName": ["GetObject"]},
+        {"userIdentity": "alice"},
+        {"resources": [1, {"ARN": "x"}, "y"]},
+        {"resources": {"ARN": "x"}},
+        {"requestParameters": []},
+        {"awsRegion": 3, "eventID": True, "errorCode": 1.5, "sourceIPAddress": {}, "userAgent": b"x"},
+        {"eventTime": "2024-13-01T00:00:00Z", "eventName": None, "userIdentity": 3},
+        {"recipientAccountId": "111122223333", "responseElements": None, "resources": None},
+    ],
+    ids=repr,
+)
+def test_a_cloudtrail_record_is_refused_as_the_model_refused_it(change: dict[str, Any]) -> None:
+    for document in ({**_RECORD_START, **change}, {"eventSource": "s3.amazonaws.com", **change}, change):
+        try:
+            expected = repr(_CloudTrailModel.model_validate(document).model_dump(exclude_unset=True))
+        except ValidationError as error:
+            expected = f"CloudTrail record: {describe(error)}"
+        try:
+            got = repr(RECORD.validate(document))
+        except EventRejectedError as error:
+            got = error.reason
+        assert got == expected
