@@ -342,19 +342,21 @@ class FieldReader:
 
 
 def _attributes(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
-    """The attributes' values as a tuple, however many there are (`attrgetter` of one gives the value alone)."""
-    if len(names) == 1:
-        read = attrgetter(names[0])
-        return lambda obj: (read(obj),)
-    return attrgetter(*names) if names else lambda obj: ()
+    """The attributes' values as a tuple, however many there are."""
+    return _tupled(attrgetter, names)
 
 
-def _items(keys: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+def _items(keys: list[str]) -> Callable[[Any], tuple[Any, ...]]:
     """The keys' values as a tuple, however many there are; KeyError when one is missing."""
-    if len(keys) == 1:
-        read = itemgetter(keys[0])
-        return lambda mapping: (read(mapping),)
-    return itemgetter(*keys) if keys else lambda mapping: ()
+    return _tupled(itemgetter, keys)
+
+
+def _tupled(getter: Callable[..., Callable[[Any], Any]], names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """`getter(*names)`, always giving a tuple: `attrgetter` and `itemgetter` of one name give the value alone."""
+    if len(names) == 1:
+        read = getter(names[0])
+        return lambda obj: (read(obj),)
+    return getter(*names) if names else lambda obj: ()
 
 
 # Field name -> how to read it from an event, built on first use: rules name a bounded set of fields, and a
