@@ -8,7 +8,6 @@ store.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import heapq
 import threading
 from collections import defaultdict
@@ -30,10 +29,10 @@ class MemoryStore(StateStore):
         self._partitions: dict[str, tuple[list[tuple[datetime, str]], list[Signal]]] = {}
         self._expiry: list[tuple[datetime, str]] = []  # heap; entries of evicted signals are skipped lazily
         # Seen marks are the one part of the state that grows with the stream: one per event, kept as long as the
-        # longest window (a day of events). Each is kept as a 90-bit digest of its key (a key is ~75 characters)
-        # and filed under the minute of its time, forgotten a minute at a time: a scan of every mark made each sweep
-        # cost the whole horizon, and a (time, key) heap entry per mark cost more than the mark. About 100 bytes a
-        # mark instead of 225 (tests/unit/test_memory_seen_marks.py; bench/scaling.py, target 4).
+        # longest window (a day of events). Each is kept as a 64-bit digest of its key (`_digest`; a key is ~75
+        # characters) and filed under the minute of its time, forgotten a minute at a time: a scan of every mark made
+        # each sweep cost the whole horizon, and a (time, key) heap entry per mark cost more than the mark. About
+        # 100 bytes a mark instead of 225 (tests/unit/test_memory_seen_marks.py; bench/scaling.py, target 4).
         self._seen: dict[int, None] = {}  # a dict: 30% smaller than a set of as many
         self._seen_by_minute: dict[int, list[int]] = {}
         self._seen_minutes: list[int] = []  # heap of the keys of `_seen_by_minute`
@@ -208,14 +207,14 @@ class MemoryStore(StateStore):
             self._meta[key] = value
 
 
-# The pipeline asks `seen(key)`, then marks the same key: the second call finds the first's digest (a few kept, for
-# threads sharing a store). The watermark stamps many marks in a row with one time.
-@lru_cache(maxsize=16)
 def _digest(key: str) -> int:
-    """A seen mark as kept: 90 bits of BLAKE2b, the most an int of three 30-bit digits holds (36 bytes; 128 bits take
-    44, as bytes 49), so two keys share a mark only by a collision no one can craft and chance will not make (a day's
-    160,000 marks: odds of 1 in 10^17; a shared mark would drop an event as a duplicate)."""
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).digest()) >> 6
+    """A seen mark as kept: the key's `hash`, 64 bits of SipHash keyed with a secret this process drew at random
+    (PEP 456), an int of 36 bytes. The marks never leave the process, so a per-process key is no loss, and it means
+    no one outside can craft two keys that share a mark (a shared mark drops an event as a duplicate); chance makes
+    one with odds of 1 in 10^9 for a day's 160,000 marks (n^2 / 2^65), 1 in 4 * 10^7 for a million. A string keeps
+    its hash: `seen` then `mark_seen` of one key compute it once. (BLAKE2b cost 1 us a mark, a tenth of which this
+    costs.) Even under PYTHONHASHSEED, which fixes the secret, a key is mostly an id AWS chose."""
+    return hash(key)
 
 
 @lru_cache(maxsize=16)
