@@ -14,7 +14,7 @@ import json
 import re
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -399,6 +399,28 @@ def test_clock_skew_is_configurable_and_bounded() -> None:
 
     with pytest.raises(ValidationError, match="duration '2d' is longer than the maximum of 1d"):
         CorrelationConfig.model_validate({"max_clock_skew": "2d"})
+
+
+def test_an_event_ahead_of_an_earlier_reading_is_judged_by_a_fresh_reading_of_the_clock() -> None:
+    # GIVEN a clock that moves on an hour between records (the pipeline reads it only when an event is later than
+    # its last reading allowed)
+    readings = iter([NOW, NOW + timedelta(hours=1), NOW + timedelta(hours=1)])
+    pipeline = Pipeline(Config(), load_ruleset(Config(builtin_rules=False)), MemoryStore(), now=lambda: next(readings))
+    timely = RawRecord(_cloudtrail(1, "2026-11-30T23:00:00Z"), "f:1")
+    an_hour_on = RawRecord(_cloudtrail(2, "2026-12-01T01:10:00Z"), "f:2")  # 70 minutes after the first reading
+    too_far = RawRecord(_cloudtrail(3, "2026-12-01T01:20:00Z"), "f:3")  # 20 minutes after the latest
+
+    # WHEN they are taken in turn
+    rejections = [pipeline.take(item) for item in (timely, an_hour_on, too_far)]
+
+    # THEN the second is within the skew of the clock as it reads now, and the third is not, by that same reading
+    assert rejections[:2] == [None, None]
+    assert rejections[2] == Rejection(
+        "f:3",
+        "event time 2026-12-01T01:20:00+00:00 is more than 15m (correlation.max_clock_skew) after it was read, "
+        "at 2026-12-01T01:00:00+00:00",
+    )
+    assert next(readings, None) is None  # the clock was read for the first record and for each one ahead of it
 
 
 def test_replay_of_old_files_is_unaffected_by_the_skew_check() -> None:
