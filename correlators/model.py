@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property, lru_cache
 from typing import Any, Generic, TypeVar
@@ -202,6 +202,19 @@ class NormalizedEvent(BaseModel):
         for resource in self.resources:
             add(resource.type, resource.id)
         return list(found.values())
+
+
+def time_text(time: datetime) -> str:
+    """`time.isoformat()`, as the keys of deliveries and signals spell an event's time. A UTC time's text is
+    remembered: spelling one costs 0.6 us, most of it the offset, and events share their second (in the bench's
+    real records, four a time). Any other zone is spelled afresh: equal instants in two zones are equal datetimes,
+    and a remembered text would give one the other's offset."""
+    return _utc_text(time) if time.tzinfo is UTC else time.isoformat()
+
+
+@lru_cache(maxsize=4096)
+def _utc_text(time: datetime) -> str:
+    return time.isoformat()
 
 
 @lru_cache(maxsize=16384)

@@ -20,7 +20,7 @@ from correlators.detect import Detector
 from correlators.errors import EventRejectedError
 from correlators.incidents import IncidentGraph, entity_partition
 from correlators.ingest import Item, Rejection
-from correlators.model import EventSource, NormalizedEvent
+from correlators.model import EventSource, NormalizedEvent, time_text
 from correlators.normalize import normalize
 from correlators.normalize.guardduty import is_ai_protection
 from correlators.sigma.loader import RuleSet
@@ -143,7 +143,7 @@ class Pipeline:
 
     def submit(self, event: NormalizedEvent) -> bool:
         """Process one event; False when it had been processed before (a duplicate delivery)."""
-        delivery = f"{event.source}|{event.event_id}|{event.time.isoformat()}"
+        delivery = f"{event.source}|{event.event_id}|{time_text(event.time)}"
         if self.store.seen(delivery):
             self.stats.duplicates += 1
             return False

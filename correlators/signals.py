@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from correlators.model import IDENTITY_TYPES, Entity, EntityType, NormalizedEvent, Severity, trusted
+from correlators.model import IDENTITY_TYPES, Entity, EntityType, NormalizedEvent, Severity, time_text, trusted
 
 # Shared by everyone: never a reason to put two signals in one incident.
 NEVER_LINKING = frozenset({EntityType.SOURCE_IP, EntityType.ACCOUNT, EntityType.OBJECT, EntityType.BUCKET})
@@ -56,7 +56,7 @@ class Signal(BaseModel):
     # Cached: correlation sorts and compares signals by these many times per event. A signal is never changed.
     @computed_once
     def id(self) -> str:
-        return f"{self.rule}|{self.event.event_id}|{self.event.time.isoformat()}"
+        return f"{self.rule}|{self.event.event_id}|{time_text(self.event.time)}"
 
     @property
     def time(self) -> datetime:
