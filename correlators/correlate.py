@@ -64,6 +64,9 @@ def _read_field_values(signal: Signal, name: str) -> list[str]:
     return sorted({str(v) for v in values if v is not None and not isinstance(v, dict | list)})
 
 
+_NO_TIMESPAN = timedelta(0)
+
+
 class Correlator:
     def __init__(self, ruleset: RuleSet) -> None:
         self._by_base_rule: dict[str, list[CorrelationRule]] = {}
@@ -74,6 +77,9 @@ class Correlator:
             for base in correlation.rules:
                 self._by_base_rule.setdefault(base, []).append(correlation)
         self.longest_timespan = timedelta(seconds=max((c.timespan_seconds for c in ruleset.correlations), default=0))
+        self._timespans = {
+            rule: timedelta(seconds=max(c.timespan_seconds for c in uses)) for rule, uses in self._by_base_rule.items()
+        }
         self._last: tuple[Signal, list[tuple[CorrelationRule, _Group]]] | None = None
         # (correlation key, group values) > its group: a busy group's partition names were built for every signal
         self._known_groups: dict[tuple[str, tuple[str, ...]], _Group] = {}
@@ -81,8 +87,7 @@ class Correlator:
 
     def timespan_for(self, rule: str) -> timedelta:
         """The longest window of any correlation that uses signals of `rule` (zero when none does)."""
-        spans = [c.timespan_seconds for c in self._by_base_rule.get(rule, [])]
-        return timedelta(seconds=max(spans, default=0))
+        return self._timespans.get(rule, _NO_TIMESPAN)
 
     def partitions(self, signal: Signal) -> list[str]:
         """Correlation partitions a signal must be stored under."""
