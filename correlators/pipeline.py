@@ -27,7 +27,6 @@ from correlators.sigma.loader import RuleSet
 from correlators.signals import Signal
 from correlators.state.base import StateStore
 
-_WATERMARK_KEY = "max_event_time"
 _HOUSEKEEPING_EVERY = 500  # events between expiry sweeps
 
 
@@ -85,8 +84,8 @@ class Pipeline:
         self._context_retention = settings.incident_window.delta + self._lateness
         self._retention = self._correlator.longest_timespan + self._context_retention
         self.incidents = IncidentGraph(store, settings.incident_window.delta, self._retention)
-        saved = store.get_meta(_WATERMARK_KEY)
-        self._max_time: datetime | None = datetime.fromisoformat(saved) if saved else None
+        # The latest event time seen: this process's own, raised to the state's at each housekeeping (`_housekeeping`).
+        self._max_time: datetime | None = store.watermark()
         self._since_housekeeping = 0
         tune_garbage_collector()
 
@@ -162,12 +161,8 @@ class Pipeline:
         return True
 
     def flush(self) -> None:
-        """End of input: bound the state and save the watermark."""
+        """End of input: raise the state's watermark, bound the state, and make it all durable."""
         self._housekeeping()
-        if self._max_time is not None:
-            saved = self.store.get_meta(_WATERMARK_KEY)
-            if saved is None or datetime.fromisoformat(saved) < self._max_time:
-                self.store.set_meta(_WATERMARK_KEY, self._max_time.isoformat())
         self.store.sync()
         self.stats.incidents = len(self.incidents.changed)
 
@@ -206,11 +201,30 @@ class Pipeline:
         )
         self._correlator.raised(firing, self.store)
 
+    @property
+    def watermark(self) -> datetime | None:
+        """The latest event time this pipeline knows of: its own events', and the state's as of its last
+        housekeeping. Later events count as late against it (less `correlation.lateness`)."""
+        return self._max_time
+
+    @property
+    def horizon(self) -> datetime | None:
+        """The watermark less the retention: a record with an older event is refused (`take`)."""
+        return None if self._max_time is None else self._max_time - self._retention
+
     def _housekeeping(self) -> None:
-        """Bound the state: expire what no window can reach any more, then cap it, stalest first. A store that
-        expires items by itself (DynamoDB's TTL) is left to do so."""
+        """Share the watermark, then bound the state: expire what no window can reach any more, then cap it,
+        stalest first. A store that expires items by itself (DynamoDB's TTL) is left to do so.
+
+        Every process sharing the state raises the state's watermark to its own and takes the result, before it
+        expires anything: a process whose stream is behind learns how far the others went, and from then on
+        counts its events late and refuses those beyond the horizon (the state no longer holds their windows and
+        seen marks), instead of changing incidents silently. Between two housekeepings it goes by what it knew."""
         self._since_housekeeping = 0
-        if self._max_time is None or getattr(self.store, "expires_by_itself", False):
+        if self._max_time is None:
+            return
+        self._max_time = self.store.raise_watermark(self._max_time)
+        if getattr(self.store, "expires_by_itself", False):
             return
         horizon = self._max_time - self._retention
         self.stats.expired += self.store.expire_signals(self._max_time)

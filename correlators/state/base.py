@@ -25,7 +25,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from correlators.signals import Incident, Signal
 
@@ -150,7 +150,20 @@ class StateStore(ABC):
         """The shell handled this version (playbooks planned, or the incident event put on the bus); never
         moves backwards."""
 
-    # --- small values that survive runs (the watermark) -----------------------------------------------------------
+    # --- the watermark: the latest event time taken into the state, by any process --------------------------------
+    @abstractmethod
+    def raise_watermark(self, time: datetime) -> datetime:
+        """Raise the state's watermark to `time` unless it is later already, atomically (two processes raising at
+        once end at the later of their times, never at the earlier), and return it as stored: the later of the
+        stored one and `time`. It never goes down. Kept under the meta key `WATERMARK_KEY` as `watermark_text`
+        writes it (what states written before this operation hold too); a batching store makes a raise visible to
+        others at the latest when its batch commits."""
+
+    def watermark(self) -> datetime | None:
+        """The state's watermark as last stored; None before any event."""
+        return parse_watermark(self.get_meta(WATERMARK_KEY))
+
+    # --- small values that survive runs (correlation streaks, the watermark's text) -------------------------------
     @abstractmethod
     def get_meta(self, key: str) -> str | None: ...
 
@@ -162,6 +175,20 @@ class StateStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook; the in-memory store has nothing to release
         """Release resources."""
+
+
+# The meta key of the watermark. Its value is an ISO 8601 time in UTC, as `datetime.isoformat` writes it
+# ("2026-11-20T09:00:00+00:00", or "...:00.250000+00:00"): as text, these sort in the order of their times (fixed
+# width up to the seconds, then "+" before "."), so DynamoDB can compare them in a condition.
+WATERMARK_KEY = "max_event_time"
+
+
+def watermark_text(time: datetime) -> str:
+    return time.astimezone(UTC).isoformat()
+
+
+def parse_watermark(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def check_commit(

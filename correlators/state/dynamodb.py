@@ -50,6 +50,8 @@ Choices made here:
   a validation error): the TransactionCanceledException is raised, and the record is retried by its delivery.
   botocore fills ClientRequestToken, so its own retry of a transaction that did commit is answered as a success,
   not as a lost race.
+- The watermark (`meta#max_event_time`) is raised by one UpdateItem conditional on the stored text sorting
+  before the new one (`raise_watermark`), so parallel invocations never lower it.
 - `read_units`/`write_units` add up the `ConsumedCapacity` of every call (`ReturnConsumedCapacity="TOTAL"`).
   DynamoDB reports nothing for a request that fails (a failed condition, a cancelled transaction), so those
   units (one write unit per item attempted) are not in the totals.
@@ -72,7 +74,7 @@ from typing import Any
 
 from correlators.errors import StateError
 from correlators.signals import Incident, Signal
-from correlators.state.base import Commit, EntityLinks, Span, StateStore
+from correlators.state.base import WATERMARK_KEY, Commit, EntityLinks, Span, StateStore, parse_watermark, watermark_text
 
 # DynamoDB's limit is 400 KB; this store keeps every item under 64,000 bytes (one item = at most 63 write units,
 # 8 read units for a strongly consistent read).
@@ -598,6 +600,24 @@ class DynamoDBStore(StateStore):
         return False
 
     # --- meta ------------------------------------------------------------------------------------------------------
+    def raise_watermark(self, time: datetime) -> datetime:
+        # One conditional UpdateItem: written only over an earlier value (the text sorts as the time does, see
+        # `watermark_text`). A failed condition means another process raised it as far or further: read it back.
+        # A stored text that compares later but reads earlier (not written by `watermark_text`) is replaced only
+        # if it is still what was read.
+        key, names, new = _key(f"meta#{WATERMARK_KEY}"), {"#value": "value"}, {":new": {"S": watermark_text(time)}}
+        earlier = "attribute_not_exists(#value) OR #value < :new"
+        condition, values = earlier, new
+        for _ in range(_UNPROCESSED_ATTEMPTS):
+            if self._update_unless_conflict(key, "SET #value = :new", condition, names, values):
+                return time
+            saved = self.get_meta(WATERMARK_KEY)
+            stored = parse_watermark(saved)
+            if stored is not None and stored >= time:
+                return stored
+            condition, values = (earlier, new) if saved is None else ("#value = :read", {**new, ":read": {"S": saved}})
+        raise StateError(f"DynamoDB table {self._table}: the watermark kept changing while it was being raised")
+
     def get_meta(self, key: str) -> str | None:
         item = self._get(f"meta#{key}", projection="#value", names={"#value": "value"})
         return str(item["value"]["S"]) if item else None

@@ -16,7 +16,15 @@ from datetime import datetime
 from functools import lru_cache
 
 from correlators.signals import Incident, Signal
-from correlators.state.base import Commit, EntityLinks, StateStore, check_commit
+from correlators.state.base import (
+    WATERMARK_KEY,
+    Commit,
+    EntityLinks,
+    StateStore,
+    check_commit,
+    parse_watermark,
+    watermark_text,
+)
 
 
 class MemoryStore(StateStore):
@@ -198,6 +206,14 @@ class MemoryStore(StateStore):
     def mark_handled(self, incident_id: str, version: int) -> None:
         with self._lock:
             self._handled[incident_id] = max(version, self._handled.get(incident_id, 0))
+
+    def raise_watermark(self, time: datetime) -> datetime:
+        with self._lock:
+            stored = parse_watermark(self._meta.get(WATERMARK_KEY))
+            if stored is not None and stored >= time:
+                return stored
+            self._meta[WATERMARK_KEY] = watermark_text(time)
+            return time
 
     def get_meta(self, key: str) -> str | None:
         return self._meta.get(key)

@@ -37,7 +37,7 @@ import orjson
 
 from correlators.errors import StateError
 from correlators.signals import Incident, Signal
-from correlators.state.base import Commit, EntityLinks, StateStore
+from correlators.state.base import WATERMARK_KEY, Commit, EntityLinks, StateStore, parse_watermark, watermark_text
 from correlators.state.sqlite_file import check_state_file
 from correlators.state.sqlite_known import Known, copy_links
 from correlators.state.sqlite_pending import Pending, spans
@@ -500,6 +500,23 @@ class SqliteStore(StateStore):
             with self._write(pending_first=True) as db:  # the incident's row may be pending
                 db.execute("UPDATE incidents SET handled = max(handled, ?) WHERE id = ?", (version, incident_id))
             self.sync()  # the shell's step, beside audit writes to the same file: not held in a batch
+
+    def raise_watermark(self, time: datetime) -> datetime:
+        # Read and written inside the batch's transaction, which holds the file's write lock from `_begin` to its
+        # commit: no other connection can commit a raise in between, so the later value always wins. Others see it
+        # when the batch commits (with the expiry done by it, in the same transaction).
+        with self._lock:
+            self._begin()
+            try:
+                stored = parse_watermark(self.get_meta(WATERMARK_KEY))
+                if stored is not None and stored >= time:
+                    return stored
+                text = watermark_text(time)
+                self._pending.meta[WATERMARK_KEY] = text
+            finally:
+                self._done()
+            self._known.meta[WATERMARK_KEY] = text
+            return time
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:

@@ -330,6 +330,8 @@ def _contract_workload(store: DynamoDBStore) -> None:
     store.mark_handled("inc-1", 1)
     store.set_meta("k", "v")
     store.get_meta("k")
+    store.raise_watermark(T0)
+    store.raise_watermark(T0 - timedelta(minutes=1))  # a failed condition: read back
     store.signal_count()
 
 

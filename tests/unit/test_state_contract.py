@@ -7,11 +7,15 @@ incidents; meta; and threads racing read-modify-commit loops on one store withou
 
 from __future__ import annotations
 
+import multiprocessing
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
@@ -465,6 +469,38 @@ def test_meta_values_are_kept_and_replaced(store: StateStore) -> None:
     assert store.get_meta("other") == "1"
 
 
+# --- the watermark ----------------------------------------------------------------------------------------------------
+def test_the_watermark_is_raised_never_lowered_and_reads_back_as_the_later_time(store: StateStore) -> None:
+    # GIVEN a state with no watermark yet
+    assert store.watermark() is None
+    # WHEN it is raised, then "raised" to earlier times and to later ones a microsecond apart
+    assert store.raise_watermark(T0) == T0
+    assert store.raise_watermark(T0 - timedelta(hours=1)) == T0
+    just_after = T0 + timedelta(microseconds=250)  # "...:00.000250+00:00" sorts after "...:00+00:00", as it must
+    assert store.raise_watermark(just_after) == just_after
+    assert store.raise_watermark(T0) == just_after
+    second_end = T0 + timedelta(seconds=1, microseconds=-1)
+    assert store.raise_watermark(second_end) == second_end
+    assert store.raise_watermark(T0 + timedelta(microseconds=999_998)) == second_end
+    # THEN it holds the latest, in UTC, under the key and text states were written with before
+    east = timezone(timedelta(hours=2))
+    assert store.raise_watermark((T0 + timedelta(minutes=5)).astimezone(east)) == T0 + timedelta(minutes=5)
+    assert store.watermark() == T0 + timedelta(minutes=5)
+    assert store.get_meta("max_event_time") == "2026-11-20T09:05:00+00:00"
+
+
+def test_a_watermark_written_before_is_read_and_raised_as_a_time(store: StateStore) -> None:
+    # GIVEN the watermark as an earlier Cordon wrote it (`set_meta` of an isoformat string)
+    store.set_meta("max_event_time", T0.isoformat())
+    assert store.watermark() == T0
+    assert store.raise_watermark(T0 - timedelta(minutes=1)) == T0
+    # AND one in another offset: later than the new text as text, earlier as a time
+    store.set_meta("max_event_time", T0.astimezone(timezone(timedelta(hours=2))).isoformat())
+    # WHEN it is raised THEN it is compared as a time
+    assert store.raise_watermark(T0 + timedelta(hours=1)) == T0 + timedelta(hours=1)
+    assert store.watermark() == T0 + timedelta(hours=1)
+
+
 # --- concurrency ------------------------------------------------------------------------------------------------------
 THREADS = 8
 BUMPS = 10
@@ -555,6 +591,29 @@ def test_threads_creating_one_incident_make_exactly_one(open_handle: Opener) -> 
     assert stores[0].members(f"s{n}" for n in range(THREADS)) == {f"s{wins[0]}": "inc-race"}
 
 
+@pytest.mark.parametrize("handles", ["one handle", "a handle per thread"])
+def test_threads_raising_the_watermark_at_once_end_at_the_latest(open_handle: Opener, handles: str) -> None:
+    # GIVEN 8 threads, each with 15 times of its own in a shuffled order (seeded)
+    first = open_handle()
+    stores = [first if handles == "one handle" else open_handle() for _ in range(THREADS)]
+    times = [T0 + timedelta(seconds=n, microseconds=n % 3 * 500) for n in range(THREADS * 15)]
+    random.Random(7).shuffle(times)
+    returned: list[list[datetime]] = [[] for _ in range(THREADS)]
+
+    # WHEN they raise the watermark to each at once
+    def raise_all(thread: int) -> None:
+        for moment in times[thread::THREADS]:
+            returned[thread].append(stores[thread].raise_watermark(moment))
+
+    _run_threads(raise_all)
+    # THEN it ends at the latest of all; each raise answered its own time or a later one, and never a value below
+    # one answered before it (a raise never lowered what another made)
+    assert first.watermark() == max(times)
+    for thread, answers in enumerate(returned):
+        assert all(answer >= moment for answer, moment in zip(answers, times[thread::THREADS], strict=True))
+        assert answers == sorted(answers)
+
+
 # --- store-specific ---------------------------------------------------------------------------------------------------
 def test_sqlite_state_survives_reopening(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
@@ -568,6 +627,70 @@ def test_sqlite_state_survives_reopening(tmp_path: Path) -> None:
     assert second.get_meta("max_event_time") == T0.isoformat()
     assert second.members(["s1"]) == {"s1": "inc-1"}
     assert [i.id for i in second.unhandled_incidents()] == ["inc-1"]
+
+
+def test_a_watermark_raised_in_a_batch_reaches_other_connections_when_the_batch_commits(tmp_path: Path) -> None:
+    # GIVEN a batched connection and another one on the same file
+    path = tmp_path / "state.db"
+    batched, other = SqliteStore(path, batched=True), SqliteStore(path)
+    assert other.raise_watermark(T0) == T0
+    # WHEN the batched one raises it, inside its open batch
+    assert batched.raise_watermark(T0 + timedelta(hours=1)) == T0 + timedelta(hours=1)
+    assert batched.watermark() == T0 + timedelta(hours=1)
+    # THEN the other sees the raise once the batch commits, not before, and cannot lower it afterwards
+    assert other.watermark() == T0
+    batched.sync()
+    assert other.watermark() == T0 + timedelta(hours=1)
+    assert other.raise_watermark(T0 + timedelta(minutes=30)) == T0 + timedelta(hours=1)
+    # AND the batched one, in its next batch, answers what the other raised since
+    assert other.raise_watermark(T0 + timedelta(hours=2)) == T0 + timedelta(hours=2)
+    assert batched.raise_watermark(T0 + timedelta(hours=1, minutes=30)) == T0 + timedelta(hours=2)
+    batched.close()
+    other.close()
+
+
+def _raise_from_a_process(
+    path: str, times: list[datetime], start: Barrier, answers: Queue[tuple[int, list[datetime]]], worker: int
+) -> None:
+    store = SqliteStore(path, batched=True)
+    start.wait(timeout=120)
+    answered = []
+    for n, moment in enumerate(times, start=1):
+        answered.append(store.raise_watermark(moment))
+        assert answered[-1] >= moment
+        if n % 10 == 0:
+            store.sync()  # a batch each 10 raises: the other process's raises come in between
+    answers.put((worker, answered))
+    store.close()
+
+
+def test_two_processes_raising_the_watermark_of_one_file_at_once_end_at_the_latest(tmp_path: Path) -> None:
+    # GIVEN two processes with batched connections to one file, each with 200 times of its own, shuffled (seeded)
+    times = [T0 + timedelta(seconds=n) for n in range(400)]
+    random.Random(3).shuffle(times)
+    context = multiprocessing.get_context("spawn")
+    start, answers = context.Barrier(2), context.Queue()
+    parts = [times[0::2], times[1::2]]
+    workers = [
+        context.Process(target=_raise_from_a_process, args=(str(tmp_path / "state.db"), part, start, answers, n))
+        for n, part in enumerate(parts)
+    ]
+    # WHEN they raise the watermark to each of them at once
+    for worker in workers:
+        worker.start()
+    returned = dict(answers.get(timeout=300) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    # THEN the file holds the latest of all; each raise was answered its own time or a later one, and neither process
+    # was ever answered a value below an earlier answer
+    store = SqliteStore(tmp_path / "state.db")
+    assert store.watermark() == max(times)
+    store.close()
+    for answered in returned.values():
+        assert answered == sorted(answered)
+    # AND the watermark is the file's, not a process's: some raise was answered a time only the other one had
+    assert set(returned[0]) & set(parts[1]) or set(returned[1]) & set(parts[0])
 
 
 def test_a_file_that_is_not_a_state_database_is_refused(tmp_path: Path) -> None:
