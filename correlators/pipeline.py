@@ -212,6 +212,13 @@ class Pipeline:
         """The watermark less the retention: a record with an older event is refused (`take`)."""
         return None if self._max_time is None else self._max_time - self._retention
 
+    def share_watermark(self) -> None:
+        """Raise the state's watermark to this pipeline's and take the state's (the first step of housekeeping).
+        Also for a process that may take fewer events than a housekeeping's worth before it ends: a Lambda
+        container, at the end of each invocation."""
+        if self._max_time is not None:
+            self._max_time = self.store.raise_watermark(self._max_time)
+
     def _housekeeping(self) -> None:
         """Share the watermark, then bound the state: expire what no window can reach any more, then cap it,
         stalest first. A store that expires items by itself (DynamoDB's TTL) is left to do so.
@@ -221,10 +228,8 @@ class Pipeline:
         counts its events late and refuses those beyond the horizon (the state no longer holds their windows and
         seen marks), instead of changing incidents silently. Between two housekeepings it goes by what it knew."""
         self._since_housekeeping = 0
-        if self._max_time is None:
-            return
-        self._max_time = self.store.raise_watermark(self._max_time)
-        if getattr(self.store, "expires_by_itself", False):
+        self.share_watermark()
+        if self._max_time is None or getattr(self.store, "expires_by_itself", False):
             return
         horizon = self._max_time - self._retention
         self.stats.expired += self.store.expire_signals(self._max_time)

@@ -17,10 +17,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cordon import constants
 from cordon.handlers import runtime
 from cordon.handlers.incident_events import publish_changed
+from correlators.errors import StateError
 from correlators.ingest import RawRecord, read_stream
 
 if TYPE_CHECKING:
@@ -69,9 +71,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    _share_watermark(core)
     changed = publish_changed(core.store, core.incidents.changed, runtime.env(constants.EVENT_BUS_ENV))
     _count(core.stats, created=core.incidents.created - created_before, changed=changed)
     return dict(response)
+
+
+def _share_watermark(core: Pipeline) -> None:
+    """Every invocation, not only every 500 events: a container may take fewer in its whole life, and the
+    containers on one table must agree on the horizon beyond which an event is refused (its seen mark may be gone).
+    One conditional UpdateItem. Failing it loses nothing: the events are processed and the next invocation raises
+    the watermark again, so the batch is not failed for it."""
+    try:
+        core.share_watermark()
+    except (BotoCoreError, ClientError, StateError) as error:  # throttled, unreachable, or a conflict storm
+        logger.warning("watermark not shared", extra={"error": type(error).__name__})
 
 
 def _count(stats: Stats, *, created: int, changed: int) -> None:

@@ -3,6 +3,7 @@ and what reaches Cordon's bus. (tests/e2e/test_deployed_path.py runs the whole d
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 from collections.abc import Iterator
@@ -18,7 +19,9 @@ from moto import mock_aws
 from cordon import constants
 from cordon.handlers import correlator, runner
 from cordon.respond import IncidentResponse
+from correlators.errors import EventRejectedError, StateError
 from correlators.ingest import RawRecord, read_inputs
+from correlators.normalize import normalize
 from responders.notify.slack import build_message
 from responders.notify.sns import SnsParams, build_publish
 from tests.e2e.deployed_stack import FakeLambdaContext
@@ -193,3 +196,37 @@ def test_a_report_that_cannot_be_written_holds_back_no_containment(
     monkeypatch.setenv(constants.REPORT_BUCKET_ENV, "no-such-bucket")
     result = runner.handler(_incident_from_the_bus(stack), FakeLambdaContext("runner"))
     assert result["actions"]  # planned as ever; the failure is logged and counted (ReportFailures)
+
+
+def test_each_invocation_raises_the_tables_watermark_to_its_latest_event(stack: dict[str, Any]) -> None:
+    # GIVEN a batch of far fewer events than a housekeeping's worth (a container may take no more in its life)
+    bodies = _scenario_bodies()
+    # WHEN the correlator takes it
+    assert correlator.handler(_batch(bodies), FakeLambdaContext("correlator")) == {"batchItemFailures": []}
+    # THEN the table's watermark is the latest event time taken, where a new container will start from
+    config = correlator.pipeline().config
+    times = []
+    for body in bodies:
+        with contextlib.suppress(EventRejectedError):  # the EC2 state change Cordon does not take
+            times += [event.time for event in normalize(RawRecord(json.loads(body), "b"), config)]
+    latest = max(times)
+    assert correlator.pipeline().watermark == latest
+    correlator.reset()
+    assert correlator.pipeline().watermark == latest
+
+
+def test_a_watermark_that_cannot_be_shared_fails_no_record(
+    stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a table that throttles the watermark's update past every retry
+    core = correlator.pipeline()
+
+    def throttled(time: Any) -> Any:
+        raise StateError("DynamoDB table state: throttled")
+
+    monkeypatch.setattr(core.store, "raise_watermark", throttled)
+    # WHEN the correlator takes a batch
+    response = correlator.handler(_batch(_scenario_bodies()), FakeLambdaContext("correlator"))
+    # THEN every record counts as processed (the next invocation shares the watermark), and the incident is announced
+    assert response == {"batchItemFailures": []}
+    assert [e["detail-type"] for e in _incident_events(stack)] == [constants.INCIDENT_DETAIL_TYPE]
