@@ -41,6 +41,7 @@ from correlators.state.base import WATERMARK_KEY, Commit, EntityLinks, StateStor
 from correlators.state.sqlite_file import check_state_file
 from correlators.state.sqlite_known import Known, copy_links
 from correlators.state.sqlite_pending import Pending, spans
+from correlators.state.sqlite_upgrade import upgrade
 
 SCHEMA_VERSION = "4"
 
@@ -108,8 +109,8 @@ class SqliteStore(StateStore):
             ) from None
         if version != SCHEMA_VERSION and version is not None:
             raise StateError(
-                f"state file {path} has state schema {version}, this Cordon reads {SCHEMA_VERSION}: move it aside"
-                " (or pass another --state) to start a new state"
+                f"state file {path} has state schema {version}, this Cordon reads {SCHEMA_VERSION} and upgrades 3:"
+                " move it aside (or pass another --state) to start a new state"
             )
 
     def _open(self, path: str) -> str | None:
@@ -126,6 +127,7 @@ class SqliteStore(StateStore):
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
+                upgrade(self._db)  # a file of an earlier schema that an upgrade knows
                 version = self.get_meta("schema_version")
                 if version is None:
                     self.set_meta("schema_version", SCHEMA_VERSION)

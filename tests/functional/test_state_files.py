@@ -127,7 +127,7 @@ def test_a_foreign_database_is_left_untouched(tmp_path) -> None:
 def test_an_older_state_schema_says_what_to_do(tmp_path) -> None:
     path = tmp_path / "state.db"
     SqliteStore(path).set_meta("schema_version", "2")
-    with pytest.raises(StateError, match="has state schema 2, this Cordon reads 4: move it aside"):
+    with pytest.raises(StateError, match="has state schema 2, this Cordon reads 4 and upgrades 3: move it aside"):
         SqliteStore(path)
 
 
