@@ -259,12 +259,37 @@ _SHORT_LINE = MAX_RECORD_BYTES * 2 // 9
 # - orjson reads an integer past 64 bits as a float; json keeps it exact (and `_parse_int` refuses the longest).
 #   Lines with a number of 19 digits are left to json. Runs of 19 digits are mostly inside strings (SDK session
 #   names end in a nanosecond clock), so a line with one goes to json only if a run could be part of a number:
-#   after `:`, `,` or `[`, whitespace, and the characters of a number (a string that merely holds such a run after
-#   a colon goes to json too, which is only slower);
+#   after `:`, `,` or `[`, whitespace, and the characters of a number (`_LONG_NUMBER`; a string that merely holds
+#   such a run after a colon goes to json too, which is only slower);
 # - a line with at most MAX_DEPTH openings cannot nest deeper.
 _SCAN_MAP = bytes(48 if 48 <= byte <= 57 else 123 if byte in b"{[" else 32 for byte in range(256))
 _LONG_DIGITS = b"0" * 19
 _LONG_NUMBER = re.compile(rb"[:,\[][ \t\r\n]*[-+.eE0-9]*[0-9]{19}")
+_NUMBER_CHARACTERS = b"-+.eE0123456789"
+_JSON_WHITESPACE = b" \t\r\n"
+_BEFORE_A_VALUE = b":,["
+# How far before a run of digits its context is read; a longer stretch of number characters and whitespace (only
+# ever in a crafted line) is judged by `_LONG_NUMBER` over the whole line.
+_CONTEXT_BYTES = 64
+
+
+def _holds_long_number(line: bytes, scanned: bytes) -> bool:
+    """Whether `_LONG_NUMBER` matches `line`, told from the few bytes before each run of 19 digits (found in
+    `scanned`, the line's map) instead of a regular expression over the line: 10 us -> under 1 on a line whose
+    run of digits is inside a string, as a twentieth of CloudTrail lines have. A match needs the run's own
+    digits, the number characters before them, whitespace, then `:`, `,` or `[`; every run of a line is asked."""
+    run = scanned.find(_LONG_DIGITS)
+    while run >= 0:
+        start = run - _CONTEXT_BYTES
+        before = line[max(start, 0) : run].rstrip(_NUMBER_CHARACTERS).rstrip(_JSON_WHITESPACE)
+        if before:
+            if before[-1] in _BEFORE_A_VALUE:
+                return True
+        elif start > 0:
+            return _LONG_NUMBER.search(line) is not None  # the context runs further back than was read
+        # The run's own digits are the number characters of any later window of it: the next run starts after.
+        run = scanned.find(_LONG_DIGITS, run + len(_LONG_DIGITS))
+    return False
 
 
 def _plain_record(line: bytes, where: str) -> RawRecord | None:
@@ -274,7 +299,7 @@ def _plain_record(line: bytes, where: str) -> RawRecord | None:
     if len(line) > _SHORT_LINE:
         return None
     scanned = line.translate(_SCAN_MAP)
-    if scanned.count(b"{") > MAX_DEPTH or (_LONG_DIGITS in scanned and _LONG_NUMBER.search(line)):
+    if scanned.count(b"{") > MAX_DEPTH or (_LONG_DIGITS in scanned and _holds_long_number(line, scanned)):
         return None
     try:
         value = orjson.loads(line)

@@ -10,7 +10,15 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from correlators.ingest import MAX_RECORD_BYTES, RawRecord, Rejection, read_inputs
+from correlators.ingest import (
+    _LONG_NUMBER,
+    _SCAN_MAP,
+    MAX_RECORD_BYTES,
+    RawRecord,
+    Rejection,
+    _holds_long_number,
+    read_inputs,
+)
 
 
 def _read(*paths: Path | str, stdin: bytes | None = None) -> list[RawRecord | Rejection]:
@@ -383,3 +391,25 @@ def test_long_numbers_read_as_json_reads_them_and_digits_in_strings_too(lines: l
     expected = [json.loads(line) for line in lines]
     assert [json.dumps(p, sort_keys=True) for p in payloads] == [json.dumps(e, sort_keys=True) for e in expected]
     assert [repr(p) for p in payloads] == [repr(e) for e in expected]
+
+
+# Pieces of lines where a run of digits is or is not part of a number: separators, whitespace, number characters,
+# string text, long runs of digits, and stretches of number characters longer than the context the judge reads.
+_NUMBER_CONTEXT_PIECES = (
+    st.sampled_from(
+        [":", ",", "[", "{", '"', " ", "\t", "\n", "-", "+", ".", "e", "E", "a", "x", "0", "7", "12", "/", "\\"]
+    )
+    | st.integers(min_value=10**17, max_value=10**25).map(str)
+    | st.sampled_from(["1e" * 40, " " * 70, "-" * 65])
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_NUMBER_CONTEXT_PIECES, max_size=30).map("".join))
+def test_long_numbers_are_told_as_the_regular_expression_tells_them(text: str) -> None:
+    # GIVEN a line of digits, separators, whitespace and number characters in any order
+    line = text.encode()
+    # WHEN the fast reader judges whether it could hold a number of 19 digits
+    judged = _holds_long_number(line, line.translate(_SCAN_MAP))
+    # THEN it judges as the regular expression over the whole line does
+    assert judged == (_LONG_NUMBER.search(line) is not None)
