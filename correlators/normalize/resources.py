@@ -76,9 +76,12 @@ def api_key(key_id: str, region: str | None) -> Resource:
 
 
 def instance(instance_id: object) -> Resource | None:
-    if isinstance(instance_id, str) and INSTANCE_ID.fullmatch(instance_id):
-        return Resource(type=EntityType.INSTANCE, id=instance_id)
-    return None
+    return _instance(instance_id) if isinstance(instance_id, str) else None
+
+
+@lru_cache(maxsize=4096)  # the instances of a fleet recur call after call (EC2 and SSM name them in most requests)
+def _instance(instance_id: str) -> Resource | None:
+    return Resource(type=EntityType.INSTANCE, id=instance_id) if INSTANCE_ID.fullmatch(instance_id) else None
 
 
 def from_arn(arn: object) -> Resource | None:

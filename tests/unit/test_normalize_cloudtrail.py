@@ -217,6 +217,36 @@ def test_ec2_and_ssm_instance_ids() -> None:
     assert _one(send_command).resources == [Resource(type=EntityType.INSTANCE, id="i-11111111")]
 
 
+def test_events_naming_one_instance_share_its_resource() -> None:
+    # GIVEN two calls naming the same instance, and one naming an id that is no instance id
+    stop = _record(
+        eventSource="ec2.amazonaws.com",
+        eventName="StopInstances",
+        resources=None,
+        requestParameters={"instanceId": "i-0abc12345def67890"},
+    )
+    start = _record(
+        eventSource="ec2.amazonaws.com",
+        eventName="StartInstances",
+        resources=None,
+        requestParameters={"instanceId": "i-0abc12345def67890"},
+    )
+    odd = _record(
+        eventSource="ec2.amazonaws.com",
+        eventName="StopInstances",
+        resources=None,
+        requestParameters={"instanceId": "vol-0abc12345def67890"},
+    )
+
+    # WHEN they are normalized
+    first, second, third = _one(stop), _one(start), _one(odd)
+
+    # THEN the instance is one shared (frozen) Resource, and the odd id names none
+    assert first.resources == [Resource(type=EntityType.INSTANCE, id="i-0abc12345def67890")]
+    assert first.resources[0] is second.resources[0]
+    assert third.resources == []
+
+
 def test_iam_target_user_stays_in_raw_only() -> None:
     record = _record(
         eventSource="iam.amazonaws.com",
