@@ -305,7 +305,8 @@ def _plain_record(line: bytes, where: str) -> RawRecord | None:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(value, dict) or _container_path(value) is not None:
+    # A line holding any key of a container is left to the careful path, which expands it or reads it as it is.
+    if not isinstance(value, dict) or not value.keys().isdisjoint(_CONTAINER_KEYS):
         return None
     return RawRecord(value, where)
 
