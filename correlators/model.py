@@ -209,12 +209,19 @@ def time_text(time: datetime) -> str:
     remembered: spelling one costs 0.6 us, most of it the offset, and events share their second (in the bench's
     real records, four a time). Any other zone is spelled afresh: equal instants in two zones are equal datetimes,
     and a remembered text would give one the other's offset."""
-    return _utc_text(time) if time.tzinfo is UTC else time.isoformat()
+    if time.tzinfo is not UTC:
+        return time.isoformat()
+    text = _UTC_TEXTS.get(time)
+    if text is None:
+        if len(_UTC_TEXTS) >= _UTC_TEXTS_KEPT:
+            _UTC_TEXTS.clear()  # the stream has moved on: its times do not come back
+        text = _UTC_TEXTS[time] = time.isoformat()
+    return text
 
 
-@lru_cache(maxsize=4096)
-def _utc_text(time: datetime) -> str:
-    return time.isoformat()
+# A dict, not lru_cache: a hit is one look-up, on every event. Threads may race on it: each gets a right text.
+_UTC_TEXTS: dict[datetime, str] = {}
+_UTC_TEXTS_KEPT = 4096
 
 
 @lru_cache(maxsize=16384)
