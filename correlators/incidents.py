@@ -81,10 +81,6 @@ class Raise:
     def origin(self) -> tuple[datetime, str, str]:
         return (self.signals[0].time, self.signals[0].id, self.rule)
 
-    @property
-    def span(self) -> Span:
-        return Span(self.signals[0].time, self.signals[-1].time)
-
 
 def _covered(incident: Incident, signal: Signal) -> bool:
     """Whether the incident already pulled this signal's range for one of its links: then, once its own event
@@ -94,14 +90,6 @@ def _covered(incident: Incident, signal: Signal) -> bool:
         if covered is not None and covered[0] <= signal.time <= covered[1]:
             return True
     return False
-
-
-def _near(a: Span, b: Span, window: timedelta) -> bool:
-    return a.first - window <= b.last and b.first - window <= a.last
-
-
-def _union(a: Span, b: Span) -> Span:
-    return Span(min(a.first, b.first), max(a.last, b.last))
 
 
 class IncidentGraph:
@@ -139,8 +127,9 @@ class IncidentGraph:
                 self._attach(survivor.id, rest, pull=True)
             elif had is not None:
                 # Read the newly covered ranges once more: a signal another writer stored before this commit,
-                # having read the links before it, did not join by itself; it is in these ranges now.
-                late = self._pull(had, survivor.covered)
+                # having read the links before it, did not join by itself; it is in these ranges now. Those
+                # counted already (by this commit, mostly) are left out here, before `_attach` reads the incident.
+                late = self._not_members(self._pull(had, survivor.covered))
                 if late:
                     self._attach(survivor.id, late, pull=False)
             return survivor.id
@@ -162,8 +151,12 @@ class IncidentGraph:
             merged = other.model_copy(update={"merged_into": survivor.id, "version": other.version + 1})
             writes.append(IncidentWrite(merged, other.version))
         survivor.raise_by(raised.rule, raised.severity, raised.title)
-        survivor.core_first = min(survivor.core_first, raised.span.first)
-        survivor.core_last = max(survivor.core_last, raised.span.last)
+        # Set only when moved: an assignment goes through pydantic's __setattr__, and most raises move one end.
+        first, last = raised.signals[0].time, raised.signals[-1].time
+        if first < survivor.core_first:
+            survivor.core_first = first
+        if last > survivor.core_last:
+            survivor.core_last = last
         survivor.links = sorted(set(survivor.links) | raised.links)
         covered = self._coverage(survivor)
         # Without a trigger every signal is looked up; with one, the others already covered are counted already.
@@ -202,16 +195,21 @@ class IncidentGraph:
         """The live incidents this raise joins, directly or through incidents it joins: the raise's connected
         component in the graph of entities and incidents, walked over the link items read from the store until
         no joined incident reaches another."""
-        span = raised.span
+        window = self._window
+        # The component's span (its raises' and incidents'), widened by the window either side: an entry whose
+        # span reaches into it is near (the two spans come within the window of each other). Two times, where a
+        # Span built at each join and a comparison function cost a call each.
+        low, high = raised.signals[0].time - window, raised.signals[-1].time + window
         links = set(raised.links)
         component: dict[str, Incident] = {}
         link_items: dict[str, EntityLinks] = {}
         refused: set[str] = set()
 
         def join(incident: Incident) -> None:
-            nonlocal span
+            nonlocal low, high
             component[incident.id] = incident
-            span = _union(span, Span(incident.core_first, incident.core_last))
+            low = min(low, incident.core_first - window)
+            high = max(high, incident.core_last + window)
             links.update(incident.links)
 
         # The incident this raise would open may exist already (the same raise processed before) while the link
@@ -227,8 +225,10 @@ class IncidentGraph:
             link_items.update(self._store.get_links(links - link_items.keys()))
             for key in sorted(links):
                 for other_id, other_span in link_items[key].incidents.items():
-                    if other_id in component or other_id in refused or not _near(other_span, span, self._window):
+                    if other_id in component or other_id in refused:
                         continue
+                    if other_span.first > high or other_span.last < low:
+                        continue  # not near
                     incident = self._store.get_incident(other_id)
                     if incident is None or incident.merged_into is not None:
                         refused.add(other_id)  # a link entry outlived its incident's merge: a stale hint
@@ -262,10 +262,11 @@ class IncidentGraph:
         return created, 0
 
     def _link_write(self, item: EntityLinks, survivor: str, span: Span, gone: set[str]) -> LinksWrite:
+        pruned_before = span.first - self._retention  # `other_span.last + retention >= span.first`, kept
         incidents = {
             other: other_span
             for other, other_span in item.incidents.items()
-            if other not in gone and other_span.last + self._retention >= span.first
+            if other not in gone and other_span.last >= pruned_before
         }
         incidents[survivor] = span
         if len(incidents) > _LINK_ENTRIES_KEPT:
@@ -276,10 +277,13 @@ class IncidentGraph:
     # --- context --------------------------------------------------------------------------------------------------
     def attach_context(self, signal: Signal) -> str | None:
         """A signal that raises nothing joins the live incident of its identity whose raising span it is near."""
-        point = Span(signal.time, signal.time)
+        # An entry is near when its span comes within the window of the signal's time.
+        low, high = signal.time - self._window, signal.time + self._window
         candidates: set[str] = set()
         for item in self._store.get_links(signal.linking_keys).values():
-            candidates |= {i for i, span in item.incidents.items() if _near(span, point, self._window)}
+            candidates.update(i for i, span in item.incidents.items() if span.first <= high and low <= span.last)
+        if not candidates:
+            return None  # most signals that raise nothing are near no incident
         live = [i for i in (self._store.get_incident(c) for c in sorted(candidates)) if i and i.merged_into is None]
         if not live:
             return None

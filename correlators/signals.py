@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from correlators.model import IDENTITY_TYPES, Entity, EntityType, NormalizedEvent, Severity, time_text, trusted
+from correlators.model import IDENTITY_TYPES, Entity, EntityType, NormalizedEvent, Severity, TrustedFields, time_text
 
 # Shared by everyone: never a reason to put two signals in one incident.
 NEVER_LINKING = frozenset({EntityType.SOURCE_IP, EntityType.ACCOUNT, EntityType.OBJECT, EntityType.BUCKET})
@@ -118,18 +118,19 @@ class SignalRef(BaseModel):
             what = f"alarm {event.alarm.name}"
         if event.compliance is not None:
             what = f"config {event.compliance.rule}: {event.compliance.compliance}"
-        # Built without validating again (`trusted`): every value is of its field's type already, the source
+        # Built without validating again (`TrustedFields`): every value is of its field's type already, the source
         # given as the plain string validation would make of it. One is built for every signal an incident counts.
-        return trusted(
-            cls,
-            rule=signal.rule,
-            event_id=event.event_id,
-            time=event.time,
-            source=event.source.value,
-            what=what,
-            origin=event.origin,
-            principal=event.actor.principal if event.actor else None,
-            object_version=written_version(event),
+        return _SIGNAL_REF.build(
+            {
+                "rule": signal.rule,
+                "event_id": event.event_id,
+                "time": event.time,
+                "source": event.source.value,
+                "what": what,
+                "origin": event.origin,
+                "principal": event.actor.principal if event.actor else None,
+                "object_version": written_version(event),
+            }
         )
 
     @property
@@ -139,6 +140,8 @@ class SignalRef(BaseModel):
     def order(self) -> tuple[datetime, str, str]:
         return (self.time, self.rule, self.event_id)
 
+
+_SIGNAL_REF = TrustedFields(SignalRef, given=SignalRef.model_fields)
 
 _VERSION_WRITES = frozenset({"s3:PutObject", "s3:CopyObject", "s3:CompleteMultipartUpload", "s3:DeleteObject"})
 
@@ -241,18 +244,29 @@ class Incident(BaseModel):
             self.first_seen = ref.time
         if ref.time > self.last_seen:
             self.last_seen = ref.time
-        bisect.insort(self.signals, ref, key=SignalRef.order)
+        signals = self.signals
+        if not signals or ref.order() >= signals[-1].order():
+            signals.append(ref)  # the latest yet, as most are: where `insort` would put it, without its search
+        else:
+            bisect.insort(signals, ref, key=SignalRef.order)
         cap = SIGNALS_KEPT_AT_EACH_END
-        if len(self.signals) > 2 * cap:
+        if len(signals) > 2 * cap:
             # Kept: the `cap` earliest and the `cap` latest of all signals. The one dropped is the new middle.
-            del self.signals[cap]
+            del signals[cap]
 
     def _add_entities(self, entities: Iterable[Entity]) -> None:
         # Kept sorted, identities first: every identity is kept (they are few and they are what playbooks act
         # on); assets and IPs past the cap are dropped from the end, the same ones whatever the arrival order.
         # The order key is unique per entity (type and id), so one binary search both finds a known entity and
-        # places a new one: O(log n) per entity, where hashing the whole list cost O(n) for every signal.
-        for entity in dict.fromkeys(entities):
+        # places a new one: O(log n) per entity, where hashing the whole list cost O(n) for every signal. A
+        # repeated entity in `entities` finds itself placed already.
+        # Before the search, the very objects kept are passed over: entities are shared (`model._entity`), so a
+        # signal's are mostly the incident's own objects, and the set of their ids costs a C loop where the
+        # search costs a call of `_entity_order` per step. It only ever holds ids of entities in the list.
+        kept = set(map(id, self.entities))
+        for entity in entities:
+            if id(entity) in kept:
+                continue
             order = _entity_order(entity)
             at = bisect.bisect_left(self.entities, order, key=_entity_order)
             if at < len(self.entities) and _entity_order(self.entities[at]) == order:
@@ -263,7 +277,7 @@ class Incident(BaseModel):
                 and len(self.entities) > DESCRIPTIVE_CAP  # else within the cap whatever the identities
                 and len(self.entities) > self._identity_count() + DESCRIPTIVE_CAP
             ):
-                self.entities.pop()
+                kept.discard(id(self.entities.pop()))
 
     def _identity_count(self) -> int:
         # Identities sort first: they end where the first non-identity would be placed.
