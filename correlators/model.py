@@ -209,6 +209,10 @@ def time_text(time: datetime) -> str:
     remembered: spelling one costs 0.6 us, most of it the offset, and events share their second (in the bench's
     real records, four a time). Any other zone is spelled afresh: equal instants in two zones are equal datetimes,
     and a remembered text would give one the other's offset."""
+    global _last_text
+    last_time, last_text = _last_text
+    if time is last_time:  # the events of one second share one time object (`fields.parse_time`): no hashing
+        return last_text
     if time.tzinfo is not UTC:
         return time.isoformat()
     text = _UTC_TEXTS.get(time)
@@ -216,12 +220,14 @@ def time_text(time: datetime) -> str:
         if len(_UTC_TEXTS) >= _UTC_TEXTS_KEPT:
             _UTC_TEXTS.clear()  # the stream has moved on: its times do not come back
         text = _UTC_TEXTS[time] = time.isoformat()
+    _last_text = (time, text)  # one tuple, replaced whole: a thread reads a time with its own text
     return text
 
 
 # A dict, not lru_cache: a hit is one look-up, on every event. Threads may race on it: each gets a right text.
 _UTC_TEXTS: dict[datetime, str] = {}
 _UTC_TEXTS_KEPT = 4096
+_last_text: tuple[datetime | None, str] = (None, "")
 
 
 @lru_cache(maxsize=16384)

@@ -85,7 +85,11 @@ class Pipeline:
         self._retention = self._correlator.longest_timespan + self._context_retention
         self.incidents = IncidentGraph(store, settings.incident_window.delta, self._retention)
         # The latest event time seen: this process's own, raised to the state's at each housekeeping (`_housekeeping`).
-        self._max_time: datetime | None = store.watermark()
+        # With the two bounds that follow from it, computed when it moves rather than for every event.
+        self._max_time: datetime | None = None
+        self._late_before: datetime | None = None  # an event earlier than this is late
+        self._horizon: datetime | None = None  # an event earlier than this is refused
+        self._move_watermark(store.watermark())
         self._since_housekeeping = 0
         tune_garbage_collector()
 
@@ -124,9 +128,9 @@ class Pipeline:
                     f"(correlation.max_clock_skew) after it was read, at {read_at.isoformat(timespec='seconds')}"
                 )
                 return Rejection(where=where, reason=reason)
-        if self._max_time is None:
+        horizon = self._horizon
+        if horizon is None:
             return None
-        horizon = self._max_time - self._retention
         for event in events:
             if event.time < horizon:
                 # Beyond the horizon the state has forgotten which events it processed (seen marks are kept as long
@@ -146,15 +150,17 @@ class Pipeline:
         if self.store.seen(delivery):
             self.stats.duplicates += 1
             return False
-        if self._max_time is not None and event.time < self._max_time - self._lateness:
+        if self._late_before is not None and event.time < self._late_before:
             self.stats.late += 1  # still processed: correlation reads both sides of its time
-        if self._max_time is None or event.time > self._max_time:
-            self._max_time = event.time
+        watermark = self._max_time
+        if watermark is None or event.time > watermark:
+            watermark = event.time
+            self._move_watermark(watermark)
         for signal in self._detector.detect(event):
             self._handle(signal)
         # Stamped with the watermark, not the event's own time: a late event's mark must live as long as a timely
         # one's, or a redelivery after housekeeping (or DynamoDB's TTL) forgot it would be counted again.
-        self.store.mark_seen(delivery, self._max_time)
+        self.store.mark_seen(delivery, watermark)
         self._since_housekeeping += 1
         if self._since_housekeeping >= _HOUSEKEEPING_EVERY:
             self._housekeeping()
@@ -210,14 +216,19 @@ class Pipeline:
     @property
     def horizon(self) -> datetime | None:
         """The watermark less the retention: a record with an older event is refused (`take`)."""
-        return None if self._max_time is None else self._max_time - self._retention
+        return self._horizon
+
+    def _move_watermark(self, time: datetime | None) -> None:
+        self._max_time = time
+        self._late_before = None if time is None else time - self._lateness
+        self._horizon = None if time is None else time - self._retention
 
     def share_watermark(self) -> None:
         """Raise the state's watermark to this pipeline's and take the state's (the first step of housekeeping).
         Also for a process that may take fewer events than a housekeeping's worth before it ends: a Lambda
         container, at the end of each invocation."""
         if self._max_time is not None:
-            self._max_time = self.store.raise_watermark(self._max_time)
+            self._move_watermark(self.store.raise_watermark(self._max_time))
 
     def _housekeeping(self) -> None:
         """Share the watermark, then bound the state: expire what no window can reach any more, then cap it,
@@ -229,9 +240,9 @@ class Pipeline:
         seen marks), instead of changing incidents silently. Between two housekeepings it goes by what it knew."""
         self._since_housekeeping = 0
         self.share_watermark()
-        if self._max_time is None or getattr(self.store, "expires_by_itself", False):
+        horizon = self._horizon
+        if self._max_time is None or horizon is None or getattr(self.store, "expires_by_itself", False):
             return
-        horizon = self._max_time - self._retention
         self.stats.expired += self.store.expire_signals(self._max_time)
         self.store.forget_events(horizon)
         if self.store.signal_count() > self._cap:

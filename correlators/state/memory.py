@@ -13,7 +13,6 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
-from functools import lru_cache
 
 from correlators.signals import Incident, Signal
 from correlators.state.base import (
@@ -37,13 +36,17 @@ class MemoryStore(StateStore):
         self._partitions: dict[str, tuple[list[tuple[datetime, str]], list[Signal]]] = {}
         self._expiry: list[tuple[datetime, str]] = []  # heap; entries of evicted signals are skipped lazily
         # Seen marks are the one part of the state that grows with the stream: one per event, kept as long as the
-        # longest window (a day of events). Each is kept as a 64-bit digest of its key (`_digest`; a key is ~75
+        # longest window (a day of events). Each is kept as a 64-bit digest of its key (`seen`; a key is ~75
         # characters) and filed under the minute of its time, forgotten a minute at a time: a scan of every mark made
         # each sweep cost the whole horizon, and a (time, key) heap entry per mark cost more than the mark. About
         # 100 bytes a mark instead of 225 (tests/unit/test_memory_seen_marks.py; bench/scaling.py, target 4).
         self._seen: dict[int, None] = {}  # a dict: 30% smaller than a set of as many
         self._seen_by_minute: dict[int, list[int]] = {}
         self._seen_minutes: list[int] = []  # heap of the keys of `_seen_by_minute`
+        # The time the last mark was stamped with, and its minute's list: the pipeline stamps a mark with its
+        # watermark, one object for every event until a later one comes, so most marks find their list by identity.
+        self._stamp: datetime | None = None
+        self._stamp_marks: list[int] = []
         self._incidents: dict[str, Incident] = {}
         self._versions: dict[str, int] = {}
         self._handled: dict[str, int] = {}
@@ -129,21 +132,32 @@ class MemoryStore(StateStore):
             stalest = sorted(self._signals.values(), key=lambda s: s.sort_key)[:excess]
             return self._drop([s.id for s in stalest])
 
+    # A seen mark as kept: the key's `hash`, 64 bits of SipHash keyed with a secret this process drew at random
+    # (PEP 456), an int of 36 bytes. The marks never leave the process, so a per-process key is no loss, and it
+    # means no one outside can craft two keys that share a mark (a shared mark drops an event as a duplicate);
+    # chance makes one with odds of 1 in 10^9 for a day's 160,000 marks (n^2 / 2^65), 1 in 4 * 10^7 for a million.
+    # A string keeps its hash: `seen` then `mark_seen` of one key compute it once. (BLAKE2b cost 1 us a mark, a
+    # tenth of which this costs.) Even under PYTHONHASHSEED, which fixes the secret, a key is mostly an id AWS chose.
     def seen(self, key: str) -> bool:
-        return _digest(key) in self._seen
+        return hash(key) in self._seen
 
     def mark_seen(self, key: str, time: datetime) -> None:
-        digest = _digest(key)
-        minute = _minute(time)
+        digest = hash(key)
         with self._lock:
             if digest in self._seen:
                 return
             self._seen[digest] = None
-            marks = self._seen_by_minute.get(minute)
-            if marks is None:
-                marks = self._seen_by_minute[minute] = []
-                heapq.heappush(self._seen_minutes, minute)
-            marks.append(digest)
+            if time is not self._stamp:
+                self._stamp_marks = self._minute_marks(_minute(time))
+                self._stamp = time
+            self._stamp_marks.append(digest)
+
+    def _minute_marks(self, minute: int) -> list[int]:
+        marks = self._seen_by_minute.get(minute)
+        if marks is None:
+            marks = self._seen_by_minute[minute] = []
+            heapq.heappush(self._seen_minutes, minute)
+        return marks
 
     def forget_events(self, before: datetime) -> int:
         """Marks whose whole minute is before `before`: one made in the minute `before` falls in is kept until the
@@ -157,6 +171,7 @@ class MemoryStore(StateStore):
                 for digest in marks:
                     del self._seen[digest]
                 forgotten += len(marks)
+            self._stamp = None  # its minute's list may be one of those forgotten
             return forgotten
 
     def get_incident(self, incident_id: str) -> Incident | None:
@@ -223,16 +238,5 @@ class MemoryStore(StateStore):
             self._meta[key] = value
 
 
-def _digest(key: str) -> int:
-    """A seen mark as kept: the key's `hash`, 64 bits of SipHash keyed with a secret this process drew at random
-    (PEP 456), an int of 36 bytes. The marks never leave the process, so a per-process key is no loss, and it means
-    no one outside can craft two keys that share a mark (a shared mark drops an event as a duplicate); chance makes
-    one with odds of 1 in 10^9 for a day's 160,000 marks (n^2 / 2^65), 1 in 4 * 10^7 for a million. A string keeps
-    its hash: `seen` then `mark_seen` of one key compute it once. (BLAKE2b cost 1 us a mark, a tenth of which this
-    costs.) Even under PYTHONHASHSEED, which fixes the secret, a key is mostly an id AWS chose."""
-    return hash(key)
-
-
-@lru_cache(maxsize=16)
 def _minute(time: datetime) -> int:
     return int(time.timestamp() // 60)

@@ -79,3 +79,16 @@ def test_eight_threads_marking_at_once_lose_no_mark() -> None:
         thread.join()
     assert failures == []
     assert store.forget_events(T0 + timedelta(hours=1)) == 16_000
+
+
+def test_a_mark_stamped_with_a_time_whose_minute_was_forgotten_is_forgotten_in_turn() -> None:
+    # Marks find their minute's list by the stamp's identity: a sweep that forgot that list must not leave a later
+    # mark with the same stamp in it, where no sweep would ever find it again.
+    store = MemoryStore()
+    stamp = T0 + timedelta(seconds=10)
+    store.mark_seen("first", stamp)
+    assert store.forget_events(T0 + timedelta(minutes=2)) == 1
+    store.mark_seen("second", stamp)
+    assert store.seen("second")
+    assert store.forget_events(T0 + timedelta(minutes=2)) == 1
+    assert not store.seen("second")
