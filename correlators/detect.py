@@ -7,9 +7,11 @@ resource an AWS Config rule finds NON_COMPLIANT (and, as context that opens noth
 
 from __future__ import annotations
 
+from typing import cast
+
 from correlators.model import EventSource, NormalizedEvent, Severity, trusted
-from correlators.normalize import INACTIVE_FINDING_STATUSES
-from correlators.sigma.fields import FieldView
+from correlators.normalize import INACTIVE_FINDING_STATUSES, CloudTrailCall
+from correlators.sigma.fields import FieldView, readable_before_building
 from correlators.sigma.index import RuleIndex
 from correlators.sigma.loader import RuleSet
 from correlators.signals import Signal
@@ -29,6 +31,18 @@ class Detector:
         # Per source with rules, an index that leaves only the rules that can match an event to run on it.
         indexes = {source: RuleIndex(ruleset.detections_for(source)) for source in EventSource}
         self._rules_by_source = {source: index for source, index in indexes.items() if index}
+        # A CloudTrail call is screened before its event is built when the index reads nothing a call lacks.
+        calls = self._rules_by_source.get(EventSource.CLOUDTRAIL)
+        self._call_index = calls if calls and all(map(readable_before_building, calls.field_names)) else None
+        self._calls_unscreened = calls is not None and self._call_index is None
+
+    def may_match(self, call: CloudTrailCall) -> bool:
+        """Whether a rule can match the call's event: False only when the index leaves no candidate for it (a
+        CloudTrail event raises no signal without a rule). Its resources must be classified already."""
+        if self._call_index is not None:
+            # Read as an event: the call has every attribute the index reads (`readable_before_building`).
+            return bool(self._call_index.candidates(cast(NormalizedEvent, call)))
+        return self._calls_unscreened  # rules the index cannot screen calls for; none at all: nothing matches
 
     def detect(self, event: NormalizedEvent) -> list[Signal]:
         signals = _implicit_signals(event)

@@ -171,9 +171,7 @@ class NormalizedEvent(BaseModel):
 
     @property
     def asset_classes(self) -> list[str]:
-        if not self.resources:
-            return []  # most calls name no resource, and the rule index asks this of every CloudTrail event
-        return sorted({r.asset_class for r in self.resources if r.asset_class})
+        return asset_classes(self.resources)
 
     def entities(self) -> list[Entity]:
         """Every entity the event names, de-duplicated, identities first."""
@@ -202,6 +200,13 @@ class NormalizedEvent(BaseModel):
         for resource in self.resources:
             add(resource.type, resource.id)
         return list(found.values())
+
+
+def asset_classes(resources: list[Resource]) -> list[str]:
+    """The asset classes of these resources, sorted, each once."""
+    if not resources:
+        return []  # most calls name no resource, and the rule index asks this of every CloudTrail event
+    return sorted({r.asset_class for r in resources if r.asset_class})
 
 
 def time_text(time: datetime) -> str:

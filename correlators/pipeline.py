@@ -21,7 +21,7 @@ from correlators.errors import EventRejectedError
 from correlators.incidents import IncidentGraph, entity_partition
 from correlators.ingest import Item, Rejection
 from correlators.model import EventSource, NormalizedEvent, time_text
-from correlators.normalize import normalize
+from correlators.normalize import CloudTrailCall, normalize_screened
 from correlators.normalize.guardduty import is_ai_protection
 from correlators.sigma.loader import RuleSet
 from correlators.signals import Signal
@@ -101,7 +101,9 @@ class Pipeline:
             self.stats.rejected += 1
             return item
         try:
-            events = normalize(item, self.config)
+            # A CloudTrail call no rule can match stays unbuilt (most of them): it is counted, marked seen and
+            # moves the watermark as its event would, and raises no signal.
+            events = normalize_screened(item, self.config, self._detector.may_match)
         except EventRejectedError as error:
             self.stats.rejected += 1
             return Rejection(where=error.where or item.where, reason=error.reason)
@@ -113,7 +115,7 @@ class Pipeline:
             self.submit(event)
         return None
 
-    def _out_of_time(self, events: list[NormalizedEvent], where: str) -> Rejection | None:
+    def _out_of_time(self, events: list[NormalizedEvent] | list[CloudTrailCall], where: str) -> Rejection | None:
         """Why a record's events cannot be taken for their time, if they cannot (one test of each bound per event,
         on every event: nothing built that a timely event does not need)."""
         for event in events:
@@ -144,8 +146,9 @@ class Pipeline:
                 return Rejection(where=where, reason=reason)
         return None
 
-    def submit(self, event: NormalizedEvent) -> bool:
-        """Process one event; False when it had been processed before (a duplicate delivery)."""
+    def submit(self, event: NormalizedEvent | CloudTrailCall) -> bool:
+        """Process one event (or a CloudTrail call no rule can match, `take`); False when it had been processed
+        before (a duplicate delivery)."""
         delivery = f"{event.source}|{event.event_id}|{time_text(event.time)}"
         if self.store.seen(delivery):
             self.stats.duplicates += 1
@@ -156,8 +159,9 @@ class Pipeline:
         if watermark is None or event.time > watermark:
             watermark = event.time
             self._move_watermark(watermark)
-        for signal in self._detector.detect(event):
-            self._handle(signal)
+        if isinstance(event, NormalizedEvent):
+            for signal in self._detector.detect(event):
+                self._handle(signal)
         # Stamped with the watermark, not the event's own time: a late event's mark must live as long as a timely
         # one's, or a redelivery after housekeeping (or DynamoDB's TTL) forgot it would be counted again.
         self.store.mark_seen(delivery, watermark)

@@ -17,15 +17,20 @@ from correlators.config import Config
 from correlators.errors import EventRejectedError
 from correlators.ingest import RawRecord
 from correlators.model import NormalizedEvent
-from correlators.normalize.cloudtrail import looks_like_cloudtrail, normalize_cloudtrail
+from correlators.normalize.cloudtrail import (
+    CloudTrailCall,
+    looks_like_cloudtrail,
+    normalize_cloudtrail,
+    read_cloudtrail,
+)
 from correlators.normalize.cloudwatch import normalize_alarm
 from correlators.normalize.compliance import looks_like_compliance_change, normalize_compliance_change
-from correlators.normalize.enrich import enrich
+from correlators.normalize.enrich import classified, enrich, judge
 from correlators.normalize.fields import NO_ENVELOPE, Envelope, text
 from correlators.normalize.guardduty import looks_like_guardduty, normalize_guardduty
 from correlators.normalize.securityhub import looks_like_asff, normalize_asff
 
-__all__ = ["INACTIVE_FINDING_STATUSES", "SUPPORTED_DETAIL_TYPES", "normalize"]
+__all__ = ["INACTIVE_FINDING_STATUSES", "SUPPORTED_DETAIL_TYPES", "CloudTrailCall", "normalize", "normalize_screened"]
 
 # Finding.status values that mean "nothing to act on": archived or closed findings, passed controls.
 INACTIVE_FINDING_STATUSES = frozenset({"ARCHIVED", "RESOLVED", "SUPPRESSED", "PASSED"})
@@ -80,6 +85,10 @@ SUPPORTED_DETAIL_TYPES: dict[str, _Parser] = {
     "Config Rules Compliance Change": _one(normalize_compliance_change),
 }
 
+# The detail-types whose detail is one CloudTrail record. A tuple: a detail-type that is a list or an object
+# (hostile input) is compared, never hashed.
+_CLOUDTRAIL_DETAIL_TYPES = tuple(name for name, parse in SUPPORTED_DETAIL_TYPES.items() if parse is _CLOUDTRAIL)
+
 _EXPECTED = (
     "expected an EventBridge event (detail-type, detail), a CloudTrail record (eventVersion, eventTime, "
     "eventName, eventSource), a GuardDuty finding (type, service.serviceName 'guardduty'), "
@@ -102,6 +111,32 @@ def normalize(record: RawRecord, config: Config) -> list[NormalizedEvent]:
     for event in events:
         enrich(event, config)  # in place
     return events
+
+
+def normalize_screened(
+    record: RawRecord, config: Config, may_match: Callable[[CloudTrailCall], bool]
+) -> list[NormalizedEvent] | list[CloudTrailCall]:
+    """`normalize`, except that a CloudTrail call no rule can match (`may_match`) is left unbuilt: the call, with
+    its resources classified, stands for its event. Refuses exactly what `normalize` refuses, with the same
+    reasons; a call that may match gives the very event `normalize` gives."""
+    payload, where = record.payload, record.where
+    envelope = NO_ENVELOPE
+    if "eventVersion" in payload and "detail-type" not in payload and "detail" not in payload:
+        document = payload  # a bare CloudTrail record: `normalize` takes the same path
+    elif payload.get("detail-type") in _CLOUDTRAIL_DETAIL_TYPES and isinstance(payload.get("detail"), dict):
+        document, envelope = payload["detail"], _envelope_of(payload)  # what `_parse_envelope` reads
+    else:
+        return normalize(record, config)
+    try:
+        call = read_cloudtrail(document, where, envelope)
+    except EventRejectedError as error:
+        raise EventRejectedError(error.reason, where=where) from None
+    if config.assets and call.resources:
+        call.resources = classified(call.resources, config)  # as `enrich` classifies them
+    if not may_match(call):
+        return [call]
+    event = call.event()
+    return [judge(event, config) if event.resources or event.images else event]
 
 
 def _parse(payload: dict[str, Any], origin: str) -> list[NormalizedEvent]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, NotRequired
 
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
 
-from correlators.model import EventSource, NormalizedEvent, Resource, TrustedFields
+from correlators.model import Actor, EventSource, NormalizedEvent, Resource, TrustedFields, asset_classes
 from correlators.normalize import identity, sagemaker
 from correlators.normalize import resources as res
 from correlators.normalize.fields import NO_ENVELOPE, Envelope, JsonObject, SourceFields, Timestamp, dig, text
@@ -70,41 +71,98 @@ _EVENT = TrustedFields(
 
 
 def normalize_cloudtrail(document: dict[str, Any], origin: str, envelope: Envelope | None = None) -> NormalizedEvent:
-    envelope = envelope or NO_ENVELOPE
+    return read_cloudtrail(document, origin, envelope).event()
+
+
+class CloudTrailCall:
+    """A CloudTrail record read, checked and resolved (actor, resources), before its event is built.
+
+    Most calls match no rule. The pipeline classifies a call's resources, asks the rule index whether any rule can
+    match it (`Detector.may_match`, reading this in place of the event), and builds the event only when one can:
+    a built event and its enrichment were half the cost of a record that matches nothing. Every attribute is the
+    value the event gets (`event` builds it from them), so the index reads the same values from either."""
+
+    __slots__ = (
+        "account",
+        "action",
+        "actor",
+        "error_code",
+        "event_id",
+        "images",
+        "origin",
+        "outcome",
+        "raw",
+        "region",
+        "resources",
+        "source_ip",
+        "time",
+        "user_agent",
+    )
+    source = EventSource.CLOUDTRAIL
+    # Enrichment's verdicts and the other sources' parts are not read before the event is built: the index reads
+    # them only where `sigma.fields.readable_before_building` says it may not screen calls.
+
+    def __init__(self, record: CloudTrailRecord, document: dict[str, Any], origin: str, envelope: Envelope) -> None:
+        user_identity = record.get("userIdentity")
+        account = record.get("recipientAccountId") or text(dig(user_identity, "accountId")) or envelope.account
+        region = record.get("awsRegion") or envelope.region
+        service = record["eventSource"].removesuffix(".amazonaws.com")
+        event_name = record["eventName"]
+        error_code = record.get("errorCode")
+        self.event_id: str = record.get("eventID") or content_id(document)
+        self.time: datetime = record["eventTime"]
+        self.account: str | None = account
+        self.region: str | None = region
+        self.action: str = f"{service}:{event_name}"
+        self.outcome: str = "failure" if error_code else "success"
+        self.error_code: str | None = error_code
+        self.actor: Actor | None = identity.from_cloudtrail(user_identity, account)
+        self.source_ip: str | None = ip_or_none(record.get("sourceIPAddress"))
+        self.user_agent: str | None = record.get("userAgent")
+        self.resources: list[Resource] = _resources(record, service, region, account)
+        params = record.get("requestParameters") or {}
+        self.images: list[str] = sagemaker.images(event_name, params) if service == "sagemaker" else []
+        self.raw = document
+        self.origin = origin
+
+    @property
+    def asset_classes(self) -> list[str]:
+        return asset_classes(self.resources)
+
+    def event(self) -> NormalizedEvent:
+        """The call's event (not enriched: `resources` as they stand, no verdicts)."""
+        return _EVENT.build(
+            {
+                "event_id": self.event_id,
+                "time": self.time,
+                "source": EventSource.CLOUDTRAIL,
+                "account": self.account,
+                "region": self.region,
+                "action": self.action,
+                "outcome": self.outcome,
+                "error_code": self.error_code,
+                "actor": self.actor,
+                "source_ip": self.source_ip,
+                "user_agent": self.user_agent,
+                "resources": self.resources,
+                "images": self.images,
+                # Not given: set by enrichment, or by other sources.
+                "declared_writer": None,
+                "image_allowed": None,
+                "finding": None,
+                "alarm": None,
+                "compliance": None,
+                "raw": self.raw,
+                "origin": self.origin,
+            }
+        )
+
+
+def read_cloudtrail(document: dict[str, Any], origin: str, envelope: Envelope | None = None) -> CloudTrailCall:
+    """The record's call, or EventRejectedError: everything that can refuse a record happens here."""
     # Insights events are rare: the look-up is made here, not in a call per record.
     record = RECORD.validate(_with_insight_fields(document) if "insightDetails" in document else document)
-    user_identity = record.get("userIdentity")
-    account = record.get("recipientAccountId") or text(dig(user_identity, "accountId")) or envelope.account
-    region = record.get("awsRegion") or envelope.region
-    service = record["eventSource"].removesuffix(".amazonaws.com")
-    event_name = record["eventName"]
-    error_code = record.get("errorCode")
-    images = sagemaker.images(event_name, record.get("requestParameters") or {}) if service == "sagemaker" else []
-    return _EVENT.build(
-        {
-            "event_id": record.get("eventID") or content_id(document),
-            "time": record["eventTime"],
-            "source": EventSource.CLOUDTRAIL,
-            "account": account,
-            "region": region,
-            "action": f"{service}:{event_name}",
-            "outcome": "failure" if error_code else "success",
-            "error_code": error_code,
-            "actor": identity.from_cloudtrail(user_identity, account),
-            "source_ip": ip_or_none(record.get("sourceIPAddress")),
-            "user_agent": record.get("userAgent"),
-            "resources": _resources(record, service, region, account),
-            "images": images,
-            # Not given: set by enrichment, or by other sources.
-            "declared_writer": None,
-            "image_allowed": None,
-            "finding": None,
-            "alarm": None,
-            "compliance": None,
-            "raw": document,
-            "origin": origin,
-        }
-    )
+    return CloudTrailCall(record, document, origin, envelope or NO_ENVELOPE)
 
 
 def content_id(document: dict[str, Any]) -> str:

@@ -32,13 +32,23 @@ def enrich(event: NormalizedEvent, config: Config) -> NormalizedEvent:
     replaced by one that has it; the others are kept as they are."""
     if not event.resources and not event.images:
         return event  # most calls name no resource: nothing to judge
-    site = _Site(config)
     if config.assets and event.resources:
-        event.resources = [_classified(resource, site) for resource in event.resources]
-    if config.asset_writers and event.actor is not None:
+        event.resources = classified(event.resources, config)
+    return judge(event, config)
+
+
+def classified(resources: list[Resource], config: Config) -> list[Resource]:
+    """The resources with the asset classes the site gives them (a new list; those that take none kept)."""
+    site = _Site(config)
+    return [_classified(resource, site) for resource in resources]
+
+
+def judge(event: NormalizedEvent, config: Config) -> NormalizedEvent:
+    """`event` (its resources classified already) with the site's verdicts: declared writer, allowed images."""
+    if config.asset_writers and event.actor is not None and (event.resources or event.images):
         principal = event.actor.principal
         classes = frozenset(r.asset_class for r in event.resources if r.asset_class)
-        event.declared_writer = _writer_verdict(site, principal, classes) if classes and principal else None
+        event.declared_writer = _writer_verdict(_Site(config), principal, classes) if classes and principal else None
     if config.allowed_image_registries and event.images:
         event.image_allowed = all(config.image_allowed(image) for image in event.images)
     return event

@@ -126,6 +126,29 @@ _CORDON_FIELDS: dict[str, Callable[[NormalizedEvent], Any]] = {
 
 CORDON_FIELDS = frozenset(_CORDON_FIELDS) | {_ALARM_DIMENSION_PREFIX + "<Name>"}
 
+# The `cordon.` fields a CloudTrail call has before its event is built (`normalize.cloudtrail.CloudTrailCall`), read
+# the same from either: the rule index screens calls only when it reads nothing else. Not enrichment's verdicts
+# (computed for built events only), nor what other sources have. tests/unit/test_screened_calls.py reads each of
+# these from the call and from its event, for every CloudTrail record of the samples.
+FIELDS_BEFORE_BUILDING = frozenset(
+    {
+        "cordon.source",
+        *(_EVENT_ATTRIBUTES.keys() - {"cordon.declared_writer", "cordon.image_allowed"}),
+        *_ACTOR_ATTRIBUTES,
+        "cordon.asset_class",
+        "cordon.resource_type",
+        "cordon.resource",
+        "cordon.object",
+        "cordon.object_prefixes",
+        "cordon.images",
+    }
+)
+
+
+def readable_before_building(name: str) -> bool:
+    """Whether a CloudTrail call gives this field the value its event will: a raw path, or `FIELDS_BEFORE_BUILDING`."""
+    return not name.startswith("cordon.") or name in FIELDS_BEFORE_BUILDING
+
 
 def is_known_field(name: str) -> bool:
     """False only for a `cordon.` name Cordon doesn't define: a typo there would silently never match."""

@@ -72,6 +72,11 @@ class RuleIndex:
     def __bool__(self) -> bool:
         return bool(self._rules)
 
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """The fields read of every event to find its candidates."""
+        return self._reader.names
+
     def candidates(self, event: NormalizedEvent) -> tuple[DetectionRule, ...]:
         """The rules that may match the event, in rule-set order; the others cannot."""
         values = self._read(event)
