@@ -123,9 +123,14 @@ class SqliteStore(StateStore):
             try:
                 # Autocommit mode: transactions are explicit (`_write`), so a conditional commit can BEGIN IMMEDIATE.
                 self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=_BUSY_SECONDS)
+                # 16 KB pages for a new file (an existing one keeps its own): a signal row is ~1.8 KB, and a batch's
+                # commit writes its rows in fewer, larger pages; with a 16 MB page cache instead of 2 MB, the replay
+                # of the benchmark's mixed stream takes 8% less CPU time (four alternating runs each).
+                self._db.execute("PRAGMA page_size=16384")
                 # WAL and NORMAL sync: a crash may lose the last transactions of a replay, never corrupt the file.
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA cache_size=-16384")
                 self._db.executescript(_SCHEMA)
                 upgrade(self._db)  # a file of an earlier schema that an upgrade knows
                 version = self.get_meta("schema_version")

@@ -50,7 +50,8 @@ def check_state_file(path: str | Path) -> None:
     try:
         db = sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=30)
         try:
-            problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(5)").fetchall()]
+            # A problem may span lines ("*** in database main ***\nOn tree page 3 ..."): the error is one line.
+            problems = [" ".join(str(row[0]).split()) for row in db.execute("PRAGMA quick_check(5)").fetchall()]
             tables = {str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:
             db.close()
