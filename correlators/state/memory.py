@@ -36,10 +36,10 @@ class MemoryStore(StateStore):
         self._partitions: dict[str, tuple[list[tuple[datetime, str]], list[Signal]]] = {}
         self._expiry: list[tuple[datetime, str]] = []  # heap; entries of evicted signals are skipped lazily
         # Seen marks are the one part of the state that grows with the stream: one per event, kept as long as the
-        # longest window (a day of events). Each is kept as a 64-bit digest of its key (`seen`; a key is ~75
+        # longest window (a day of events). Each is kept as a 60-bit digest of its key (`seen`; a key is ~75
         # characters) and filed under the minute of its time, forgotten a minute at a time: a scan of every mark made
         # each sweep cost the whole horizon, and a (time, key) heap entry per mark cost more than the mark. About
-        # 100 bytes a mark instead of 225 (tests/unit/test_memory_seen_marks.py; bench/scaling.py, target 4).
+        # 94 bytes a mark instead of 225 (tests/unit/test_memory_seen_marks.py; bench/scaling.py, target 4).
         self._seen: dict[int, None] = {}  # a dict: 30% smaller than a set of as many
         self._seen_by_minute: dict[int, list[int]] = {}
         self._seen_minutes: list[int] = []  # heap of the keys of `_seen_by_minute`
@@ -132,17 +132,20 @@ class MemoryStore(StateStore):
             stalest = sorted(self._signals.values(), key=lambda s: s.sort_key)[:excess]
             return self._drop([s.id for s in stalest])
 
-    # A seen mark as kept: the key's `hash`, 64 bits of SipHash keyed with a secret this process drew at random
-    # (PEP 456), an int of 36 bytes. The marks never leave the process, so a per-process key is no loss, and it
-    # means no one outside can craft two keys that share a mark (a shared mark drops an event as a duplicate);
-    # chance makes one with odds of 1 in 10^9 for a day's 160,000 marks (n^2 / 2^65), 1 in 4 * 10^7 for a million.
-    # A string keeps its hash: `seen` then `mark_seen` of one key compute it once. (BLAKE2b cost 1 us a mark, a
-    # tenth of which this costs.) Even under PYTHONHASHSEED, which fixes the secret, a key is mostly an id AWS chose.
+    # A seen mark as kept: the low 60 bits of the key's `hash` (64 bits of SipHash keyed with a secret this process
+    # drew at random, PEP 456). 60 bits make an int CPython allocates in 32 bytes instead of 36, which its allocator
+    # rounds to 48: a sixth of a mark's memory (tests/unit/test_memory_seen_marks.py). The marks never leave the
+    # process, so a per-process key is no loss, and it means no one outside can craft two keys that share a mark (a
+    # shared mark drops an event as a duplicate); chance makes one with odds of 1 in 10^8 for a day's 160,000 marks
+    # (n^2 / 2^61), 1 in 2 * 10^6 for a million (64 bits: 1 in 4 * 10^7), in this store only: SQLite and DynamoDB
+    # keep the keys themselves. A string keeps its hash: `seen` then `mark_seen` of one key compute it once.
+    # (BLAKE2b cost 1 us a mark, a tenth of which this costs.) Even under PYTHONHASHSEED, which fixes the secret, a
+    # key is mostly an id AWS chose.
     def seen(self, key: str) -> bool:
-        return hash(key) in self._seen
+        return (hash(key) & _MARK_BITS) in self._seen
 
     def mark_seen(self, key: str, time: datetime) -> None:
-        digest = hash(key)
+        digest = hash(key) & _MARK_BITS
         with self._lock:
             if digest in self._seen:
                 return
@@ -236,6 +239,9 @@ class MemoryStore(StateStore):
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
             self._meta[key] = value
+
+
+_MARK_BITS = (1 << 60) - 1
 
 
 def _minute(time: datetime) -> int:
