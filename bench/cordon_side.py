@@ -17,7 +17,8 @@ from cordon.replay import load_ruleset
 from correlators.config import Config, load_config
 from correlators.detect import Detector
 from correlators.ingest import RawRecord, read_stream
-from correlators.normalize import normalize
+from correlators.model import NormalizedEvent
+from correlators.normalize import normalize_screened
 from correlators.pipeline import Pipeline, Stats
 from correlators.sigma.loader import RuleSet
 from correlators.state import open_store
@@ -67,13 +68,16 @@ def run(core: Core, lines: Sequence[bytes], state_url: str = "memory://") -> Cor
 
 
 def detections(core: Core, lines: Sequence[bytes], rule_ids: set[str]) -> dict[str, set[str]]:
-    """Which events each of `rule_ids` flags, by the detector the pipeline runs (outside any clock)."""
+    """Which events each of `rule_ids` flags, by the path the pipeline takes (outside any clock): a CloudTrail call
+    the rule index screens out is not built, and flags nothing."""
     detector = Detector(core.rules)
     flagged: dict[str, set[str]] = defaultdict(set)
     for item in read_stream(io.BytesIO(b"".join(lines)), "bench"):
         if not isinstance(item, RawRecord):
             continue
-        for event in normalize(item, core.config):
+        for event in normalize_screened(item, core.config, detector.may_match):
+            if not isinstance(event, NormalizedEvent):
+                continue
             for signal in detector.detect(event):
                 if signal.rule in rule_ids:
                     flagged[signal.rule].add(str(item.payload.get("eventID")))
