@@ -11,7 +11,7 @@ A Security Hub event may carry several findings: one event each.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from correlators.config import Config
 from correlators.errors import EventRejectedError
@@ -99,44 +99,49 @@ _EXPECTED = (
 
 def normalize(record: RawRecord, config: Config) -> list[NormalizedEvent]:
     """The normalized, enriched events in one record, or EventRejectedError (carrying `record.where`)."""
-    payload, where = record.payload, record.where
-    try:
-        if "eventVersion" in payload and "detail-type" not in payload and "detail" not in payload:
-            # A bare CloudTrail record, as nearly every line of a trail is: what `_parse` would come to, directly.
-            events = [normalize_cloudtrail(payload, where)]
-        else:
-            events = _parse(payload, where)
-    except EventRejectedError as error:
-        raise EventRejectedError(error.reason, where=where) from None
-    for event in events:
-        enrich(event, config)  # in place
-    return events
+    return cast(list[NormalizedEvent], normalize_screened(record, config, _every_call))
 
 
 def normalize_screened(
     record: RawRecord, config: Config, may_match: Callable[[CloudTrailCall], bool]
 ) -> list[NormalizedEvent] | list[CloudTrailCall]:
     """`normalize`, except that a CloudTrail call no rule can match (`may_match`) is left unbuilt: the call, with
-    its resources classified, stands for its event. Refuses exactly what `normalize` refuses, with the same
-    reasons; a call that may match gives the very event `normalize` gives."""
+    its resources classified, stands for its event. Refuses what `normalize` refuses, with the same reasons (it is
+    `normalize`, with every call passed)."""
     payload, where = record.payload, record.where
-    envelope = NO_ENVELOPE
-    if "eventVersion" in payload and "detail-type" not in payload and "detail" not in payload:
-        document = payload  # a bare CloudTrail record: `normalize` takes the same path
-    elif payload.get("detail-type") in _CLOUDTRAIL_DETAIL_TYPES and isinstance(payload.get("detail"), dict):
-        document, envelope = payload["detail"], _envelope_of(payload)  # what `_parse_envelope` reads
-    else:
-        return normalize(record, config)
+    carried = _cloudtrail_record(payload)
     try:
-        call = read_cloudtrail(document, where, envelope)
+        if carried is None:
+            events = _parse(payload, where)
+        else:
+            document, envelope = carried
+            call = read_cloudtrail(document, where, envelope)
     except EventRejectedError as error:
         raise EventRejectedError(error.reason, where=where) from None
+    if carried is None:
+        for event in events:
+            enrich(event, config)  # in place
+        return events
     if config.assets and call.resources:
-        call.resources = classified(call.resources, config)  # as `enrich` classifies them
+        call.resources = classified(call.resources, config)  # as `enrich` classifies an event's
     if not may_match(call):
         return [call]
     event = call.event()
     return [judge(event, config) if event.resources or event.images else event]
+
+
+def _every_call(call: CloudTrailCall) -> bool:
+    return True
+
+
+def _cloudtrail_record(payload: dict[str, Any]) -> tuple[dict[str, Any], Envelope] | None:
+    """The CloudTrail record a payload is, or carries as the detail of a CloudTrail event, with its envelope; None
+    for anything else (what `_parse` reads, a malformed CloudTrail event included)."""
+    if "eventVersion" in payload and "detail-type" not in payload and "detail" not in payload:
+        return payload, NO_ENVELOPE  # a bare record, as nearly every line of a trail is
+    if payload.get("detail-type") in _CLOUDTRAIL_DETAIL_TYPES and isinstance(payload.get("detail"), dict):
+        return payload["detail"], _envelope_of(payload)  # what `_parse_envelope` would read
+    return None
 
 
 def _parse(payload: dict[str, Any], origin: str) -> list[NormalizedEvent]:
