@@ -5,7 +5,6 @@ file is made the way that Cordon wrote it: its DDL (kept below, as it was) over 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sqlite3
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from cordon.cli import main
 from correlators.state import sqlite_upgrade
 from correlators.state.sqlite import SqliteStore
+from tests.processes import SPAWN, exit_codes
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 FIRST = [str(SCENARIOS / "01_cloudtrail_logfile_0900-0935.json"), str(SCENARIOS / "02_eventbridge_0940-1020.jsonl")]
@@ -115,15 +115,10 @@ def test_processes_opening_one_schema_3_file_at_once_upgrade_it_once(tmp_path, c
     # GIVEN a schema 3 file, and four processes about to open it at the same moment
     path = tmp_path / "state.db"
     _schema_3_file(path, capsys)
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(4)
-    workers = [context.Process(target=_open, args=(str(path), start)) for _ in range(4)]
+    start = SPAWN.Barrier(4)
     # WHEN they open it
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=300)
+    codes = exit_codes([(_open, (str(path), start))] * 4)
     # THEN every one opened it (one upgraded it, the others found it upgraded), and it is schema 4
-    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    assert codes == [0, 0, 0, 0]
     version, columns, _ = _layout(path)
     assert version == "4" and columns.count("partitions") == 1

@@ -26,7 +26,6 @@ with "database is locked".
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -42,6 +41,7 @@ from correlators.ingest import RawRecord, read_inputs
 from correlators.normalize import normalize
 from correlators.pipeline import Pipeline
 from correlators.state import SqliteStore
+from tests.processes import SPAWN, exit_codes
 from tests.unit.test_delivery_order import BASELINE, _incidents
 from tests.unit.test_event_time_order import CONFIG, EVENTS, LATENESS, REPO, RULES
 
@@ -60,14 +60,9 @@ def _replay_shuffled(path: str, batched: bool, seed: int, start: Barrier) -> Non
 
 def _two_processes(tmp_path: Path, batched: bool) -> list[dict[str, object]]:
     path = str(tmp_path / "state.db")
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(2)
-    workers = [context.Process(target=_replay_shuffled, args=(path, batched, seed, start)) for seed in (1, 2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=600)
-    assert [worker.exitcode for worker in workers] == [0, 0]
+    start = SPAWN.Barrier(2)
+    runs = [(_replay_shuffled, (path, batched, seed, start)) for seed in (1, 2)]
+    assert exit_codes(runs, timeout=600) == [0, 0]
     store = SqliteStore(path)
     try:
         return _incidents(store)
@@ -183,19 +178,12 @@ def test_a_process_behind_takes_the_state_watermark_and_refuses_or_counts_late_w
     # GIVEN one state file and two processes with housekeeping every 25 records: one behind, replaying the records
     # oldest first, pauses after 110 of them while the other replays (shuffled) all but a quarter of them
     path = str(tmp_path / "state.db")
-    context = multiprocessing.get_context("spawn")
-    behind_paused, ahead_done, results = context.Event(), context.Event(), context.Queue()
-    workers = [
-        context.Process(target=target, args=(path, behind_paused, ahead_done, results))
-        for target in (_replay_behind, _replay_ahead)
-    ]
+    behind_paused, ahead_done, results = SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
+    runs = [(target, (path, behind_paused, ahead_done, results)) for target in (_replay_behind, _replay_ahead)]
+    finished: dict[str, Any] = {}
     # WHEN the one behind goes on once the other has finished
-    for worker in workers:
-        worker.start()
-    finished = dict(results.get(timeout=600) for _ in workers)
-    for worker in workers:
-        worker.join(timeout=300)
-    assert [worker.exitcode for worker in workers] == [0, 0]
+    codes = exit_codes(runs, while_running=lambda: finished.update(results.get(timeout=600) for _ in runs))
+    assert codes == [0, 0]
     stats, outcomes, watermarks = finished["behind"]
     # THEN the file's watermark is the latest event time of the stream
     store = SqliteStore(path)
@@ -228,14 +216,9 @@ def _open_each(paths: list[str], start: Barrier) -> None:
 def test_processes_opening_one_new_state_file_at_once_all_open_it(tmp_path: Path) -> None:
     # GIVEN four processes about to open the same state file, which none has created yet (twenty files in turn)
     paths = [str(tmp_path / f"state-{n}.db") for n in range(20)]
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(4)
-    workers = [context.Process(target=_open_each, args=(paths, start)) for _ in range(4)]
+    start = SPAWN.Barrier(4)
     # WHEN they open each at the same moment
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=300)
+    codes = exit_codes([(_open_each, (paths, start))] * 4)
     # THEN every one of them opened every file: SQLite's "database is locked" while another process sets a file up
     # is waited out, not reported as a damaged file
-    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    assert codes == [0, 0, 0, 0]

@@ -7,7 +7,6 @@ incidents; meta; and threads racing read-modify-commit loops on one store withou
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 import threading
 import time
@@ -30,6 +29,7 @@ from correlators.signals import Incident, Signal
 from correlators.state import MemoryStore, SqliteStore, StateStore, open_store
 from correlators.state.base import Commit, EntityLinks, IncidentWrite, LinksWrite, Span
 from correlators.state.dynamodb import DynamoDBStore
+from tests.processes import SPAWN, exit_codes
 from tests.unit.template_support import load as load_template
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -668,20 +668,15 @@ def test_two_processes_raising_the_watermark_of_one_file_at_once_end_at_the_late
     # GIVEN two processes with batched connections to one file, each with 200 times of its own, shuffled (seeded)
     times = [T0 + timedelta(seconds=n) for n in range(400)]
     random.Random(3).shuffle(times)
-    context = multiprocessing.get_context("spawn")
-    start, answers = context.Barrier(2), context.Queue()
+    start, answers = SPAWN.Barrier(2), SPAWN.Queue()
     parts = [times[0::2], times[1::2]]
-    workers = [
-        context.Process(target=_raise_from_a_process, args=(str(tmp_path / "state.db"), part, start, answers, n))
-        for n, part in enumerate(parts)
+    runs = [
+        (_raise_from_a_process, (str(tmp_path / "state.db"), part, start, answers, n)) for n, part in enumerate(parts)
     ]
+    returned: dict[int, list[datetime]] = {}
     # WHEN they raise the watermark to each of them at once
-    for worker in workers:
-        worker.start()
-    returned = dict(answers.get(timeout=300) for _ in workers)
-    for worker in workers:
-        worker.join(timeout=300)
-    assert [worker.exitcode for worker in workers] == [0, 0]
+    codes = exit_codes(runs, while_running=lambda: returned.update(answers.get(timeout=300) for _ in runs))
+    assert codes == [0, 0]
     # THEN the file holds the latest of all; each raise was answered its own time or a later one, and neither process
     # was ever answered a value below an earlier answer
     store = SqliteStore(tmp_path / "state.db")
