@@ -150,25 +150,39 @@ class Pipeline:
         """Process one event (or a CloudTrail call no rule can match, `take`); False when it had been processed
         before (a duplicate delivery)."""
         delivery = f"{event.source}|{event.event_id}|{time_text(event.time)}"
-        if self.store.seen(delivery):
-            self.stats.duplicates += 1
-            return False
-        if self._late_before is not None and event.time < self._late_before:
-            self.stats.late += 1  # still processed: correlation reads both sides of its time
+        # Marks are stamped with the watermark, not the event's own time: a late event's mark must live as long as a
+        # timely one's, or a redelivery after housekeeping (or DynamoDB's TTL) forgot it would be counted again.
         watermark = self._max_time
         if watermark is None or event.time > watermark:
             watermark = event.time
-            self._move_watermark(watermark)
         if isinstance(event, NormalizedEvent):
+            if self.store.seen(delivery):
+                self.stats.duplicates += 1
+                return False
+            self._count_time(event, watermark)
             for signal in self._detector.detect(event):
                 self._handle(signal)
-        # Stamped with the watermark, not the event's own time: a late event's mark must live as long as a timely
-        # one's, or a redelivery after housekeeping (or DynamoDB's TTL) forgot it would be counted again.
-        self.store.mark_seen(delivery, watermark)
+            # Marked once every signal and incident change of the event is written: a crash before leaves it unmarked,
+            # and its redelivery does the (idempotent) work again.
+            self.store.mark_seen(delivery, watermark)
+        else:
+            # A call raises nothing: looked up and marked in one step (one conditional write in DynamoDB, not a read
+            # and a write), which also counts it once when two invocations take it side by side.
+            if not self.store.mark_new(delivery, watermark):
+                self.stats.duplicates += 1
+                return False
+            self._count_time(event, watermark)
         self._since_housekeeping += 1
         if self._since_housekeeping >= _HOUSEKEEPING_EVERY:
             self._housekeeping()
         return True
+
+    def _count_time(self, event: NormalizedEvent | CloudTrailCall, watermark: datetime) -> None:
+        """Count a late event (still processed: correlation reads both sides of its time); move the watermark."""
+        if self._late_before is not None and event.time < self._late_before:
+            self.stats.late += 1
+        if watermark is not self._max_time:
+            self._move_watermark(watermark)
 
     def flush(self) -> None:
         """End of input: raise the state's watermark, bound the state, and make it all durable."""

@@ -113,6 +113,15 @@ class StateStore(ABC):
     def mark_seen(self, key: str, time: datetime) -> None:
         """Record that the event was completely processed: called after its signals and incidents are written."""
 
+    def mark_new(self, key: str, time: datetime) -> bool:
+        """`mark_seen` for an event whose processing writes nothing else (a CloudTrail call no rule can match),
+        together with the look-up: True when it was not marked before. Stores with an atomic put-if-absent make it
+        one step, so that of two processes taking one event side by side, one counts it."""
+        if self.seen(key):
+            return False
+        self.mark_seen(key, time)
+        return True
+
     @abstractmethod
     def forget_events(self, before: datetime) -> int:
         """Forget the marks made (stamped) before `before`; how many went. A store may keep a mark a little longer

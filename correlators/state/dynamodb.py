@@ -412,7 +412,10 @@ class DynamoDBStore(StateStore):
         return self._get(f"seen#{key}", projection="pk") is not None
 
     def mark_seen(self, key: str, time: datetime) -> None:
-        self._put_if_absent(
+        self.mark_new(key, time)
+
+    def mark_new(self, key: str, time: datetime) -> bool:
+        return self._put_if_absent(
             {**_key(f"seen#{key}"), "time": {"S": time_key(time)}, "expires_at": _epoch(time + self._seen_for)}
         )
 

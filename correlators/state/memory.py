@@ -145,15 +145,19 @@ class MemoryStore(StateStore):
         return (hash(key) & _MARK_BITS) in self._seen
 
     def mark_seen(self, key: str, time: datetime) -> None:
+        self.mark_new(key, time)
+
+    def mark_new(self, key: str, time: datetime) -> bool:
         digest = hash(key) & _MARK_BITS
         with self._lock:
             if digest in self._seen:
-                return
+                return False
             self._seen[digest] = None
             if time is not self._stamp:
                 self._stamp_marks = self._minute_marks(_minute(time))
                 self._stamp = time
             self._stamp_marks.append(digest)
+            return True
 
     def _minute_marks(self, minute: int) -> list[int]:
         marks = self._seen_by_minute.get(minute)

@@ -374,6 +374,11 @@ class SqliteStore(StateStore):
             if self._batch_events >= BATCH_EVENTS:
                 self.sync()
 
+    def mark_new(self, key: str, time: datetime) -> bool:
+        # Looked up and marked at once for the threads of this handle; other handles see the mark once synced.
+        with self._lock:
+            return super().mark_new(key, time)
+
     def forget_events(self, before: datetime) -> int:
         with self._write(pending_first=True) as db:
             return int(db.execute("DELETE FROM events_seen WHERE time < ?", (_ts(before),)).rowcount)
