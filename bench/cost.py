@@ -147,6 +147,13 @@ class DynamoRun:
         return sum(self.calls.values()) / self.events
 
 
+def spread(lines: Sequence[bytes], count: int) -> list[bytes]:
+    """`count` lines taken evenly over the whole stream, in order: its first lines are one detonation's records,
+    not the mix of a trail."""
+    step = max(1, len(lines) // count)
+    return list(lines[::step][:count])
+
+
 def measure_dynamodb(core: Core, lines: Sequence[bytes]) -> DynamoRun:
     import io
 
