@@ -31,13 +31,17 @@ _HOUSEKEEPING_EVERY = 500  # events between expiry sweeps
 
 
 # Objects allocated between two young collections. The core keeps its state (signals and their events, for as long
-# as a window can reach them: about a day) in plain objects that die by reference counting, never in cycles; with
-# CPython's default (700) many of them lived through two young collections, each promotion counted towards a full
-# collection, and a full collection ran every ~4,000 events, found nothing to free and walked the whole state: 35-40%
-# of the CPU of a 6 h replay, and more per event the longer the stream (a 24 h stream holds 4x the state). With
-# 10,000, what dies within a few events is freed before it is promoted: no full collection in a 6 h replay, a few
-# in 24 h, the same peak RSS (bench/scaling.py). Cycles are still collected, only in larger batches.
-_YOUNG_COLLECTION_THRESHOLD = 10_000
+# as a window can reach them: about a day) in plain objects that die by reference counting, never in cycles (none
+# found in a 6 h replay). CPython counts allocations less deallocations of tracked objects: with its default (700)
+# a full collection ran every ~4,000 events, found nothing to free and walked the whole state (35-40% of the CPU of
+# a 6 h replay). With 10,000 a young collection still ran every few hundred events, as what the events between two
+# housekeeping sweeps keep (their signals, events and raw records: a median of 9,000 objects a 500-event interval
+# on the benchmark stream, up to 24,000) crossed it, and every tenth was a middle one: 13 us an event in a 6 h
+# replay, 18 in 24 h (2.8 s of its CPU), growing with the stream. 50,000 is above what an interval keeps, so
+# collections run while the state builds up and hardly after: 0.3 s in 6 h and in 24 h. Per-event cost at 4x the
+# stream 0.99x-1.06x of 1x, against 1.11x-1.18x with 10,000; the same peak RSS within 1.4 MB (bench/scaling.py,
+# three alternating rounds).
+_YOUNG_COLLECTION_THRESHOLD = 50_000
 
 
 def tune_garbage_collector() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from correlators.config import Config
-from correlators.pipeline import Pipeline, tune_garbage_collector
+from correlators.pipeline import _YOUNG_COLLECTION_THRESHOLD, Pipeline, tune_garbage_collector
 from correlators.sigma.loader import RuleSet
 from correlators.state import MemoryStore
 
@@ -25,11 +25,11 @@ def test_building_a_pipeline_raises_the_young_threshold(saved_threshold: tuple[i
     gc.set_threshold(700, 10, 10)  # CPython's default
     Pipeline(Config(), RuleSet(), MemoryStore())
     young, middle, old = gc.get_threshold()
-    assert young >= 10_000
+    assert young == _YOUNG_COLLECTION_THRESHOLD >= 50_000
     assert (middle, old) == (10, 10)
 
 
 def test_a_larger_setting_is_kept(saved_threshold: tuple[int, int, int]) -> None:
-    gc.set_threshold(50_000, 20, 30)
+    gc.set_threshold(80_000, 20, 30)
     tune_garbage_collector()
-    assert gc.get_threshold() == (50_000, 20, 30)
+    assert gc.get_threshold() == (80_000, 20, 30)
