@@ -96,8 +96,9 @@ class MemoryStore(StateStore):
         for signal_id in signal_ids:
             signal = self._signals.pop(signal_id)
             self._members.pop(signal_id, None)  # beyond every window: nothing can count it again
+            key = signal.sort_key  # the very tuple `put_signal` filed: compared by identity below
             for partition in self._partitions_of.pop(signal_id):
-                doomed[partition].append((signal.time, signal_id))
+                doomed[partition].append(key)
         for partition, entries in doomed.items():
             keys, signals = self._partitions[partition]
             entries.sort()
