@@ -71,21 +71,23 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
-    _share_watermark(core)
+    _share_state(core)
     changed = publish_changed(core.store, core.incidents.changed, runtime.env(constants.EVENT_BUS_ENV))
     _count(core.stats, created=core.incidents.created - created_before, changed=changed)
     return dict(response)
 
 
-def _share_watermark(core: Pipeline) -> None:
+def _share_state(core: Pipeline) -> None:
     """Every invocation, not only every 500 events: a container may take fewer in its whole life, and the
     containers on one table must agree on the horizon beyond which an event is refused (its seen mark may be gone).
-    One conditional UpdateItem. Failing it loses nothing: the events are processed and the next invocation raises
-    the watermark again, so the batch is not failed for it."""
-    try:
-        core.share_watermark()
-    except (BotoCoreError, ClientError, StateError) as error:  # throttled, unreachable, or a conflict storm
-        logger.warning("watermark not shared", extra={"error": type(error).__name__})
+    Then the signals the invocation stored are added to the table's counter. One UpdateItem each. Failing either
+    loses nothing: the events are processed, the next invocation raises the watermark again and counts what this
+    one could not, so the batch is not failed for it."""
+    for step, failure in ((core.share_watermark, "watermark not shared"), (core.store.sync, "signals not counted")):
+        try:
+            step()
+        except (BotoCoreError, ClientError, StateError) as error:  # throttled, unreachable, or a conflict storm
+            logger.warning(failure, extra={"error": type(error).__name__})
 
 
 def _count(stats: Stats, *, created: int, changed: int) -> None:

@@ -230,3 +230,39 @@ def test_a_watermark_that_cannot_be_shared_fails_no_record(
     # THEN every record counts as processed (the next invocation shares the watermark), and the incident is announced
     assert response == {"batchItemFailures": []}
     assert [e["detail-type"] for e in _incident_events(stack)] == [constants.INCIDENT_DETAIL_TYPE]
+
+
+def test_each_invocation_adds_its_signals_to_the_tables_counter_once(stack: dict[str, Any]) -> None:
+    # WHEN the correlator takes a batch that raises signals
+    assert correlator.handler(_batch(_scenario_bodies()), FakeLambdaContext("correlator")) == {"batchItemFailures": []}
+    stored = correlator.pipeline().stats.signals
+    assert stored > 0
+    # THEN another container reads them from the table's counter, written once at the end of the invocation
+    correlator.reset()
+    assert correlator.pipeline().store.signal_count() == stored
+
+
+def test_a_count_that_cannot_be_saved_fails_no_record_and_is_saved_by_the_next_invocation(
+    stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a table that throttles the counter's update once, past every retry
+    store = correlator.pipeline().store
+    saving = store.sync
+    failures = iter([StateError("DynamoDB table state: throttled")])
+
+    def throttled_once() -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        saving()
+
+    monkeypatch.setattr(store, "sync", throttled_once)
+    # WHEN the correlator takes a batch, then another (the same events again: nothing new is stored)
+    response = correlator.handler(_batch(_scenario_bodies()), FakeLambdaContext("correlator"))
+    stored = correlator.pipeline().stats.signals
+    assert response == {"batchItemFailures": []}  # every record is processed; the incident is announced
+    assert [e["detail-type"] for e in _incident_events(stack)] == [constants.INCIDENT_DETAIL_TYPE]
+    assert correlator.handler(_batch(_scenario_bodies()), FakeLambdaContext("correlator")) == {"batchItemFailures": []}
+    # THEN the first invocation's signals were counted by the second (read by a new container: a new store)
+    correlator.reset()
+    assert stored > 0 and correlator.pipeline().store.signal_count() == stored

@@ -266,6 +266,36 @@ def test_a_crash_between_the_copies_and_the_marker_is_repaired_by_the_retry(clie
     assert [s.id for s in store.signals("q", T0, T0)] == [signal.id]
 
 
+def test_a_handle_adds_its_signals_to_the_counter_in_one_update_at_sync(client: Any, store: DynamoDBStore) -> None:
+    updates: list[dict[str, Any]] = []
+    client.meta.events.register("provide-client-params.dynamodb.UpdateItem", lambda params, **_: updates.append(params))
+    other = DynamoDBStore(client, TABLE)
+    # GIVEN five signals stored (one of them twice) by one handle
+    for minute in range(5):
+        signal = _signal(NormalizedEvent(event_id=f"e{minute}", time=T0, source=EventSource.CLOUDTRAIL, raw={}))
+        assert store.put_signal(signal, ["p"], FAR) is True
+    assert store.put_signal(signal, ["p"], FAR) is False
+    # THEN no counter is written until the handle syncs, and another handle does not see them before
+    assert updates == []
+    assert other.signal_count() == 0
+    store.sync()
+    assert [u["ExpressionAttributeValues"][":pending"]["N"] for u in updates] == ["5"]
+    assert other.signal_count() == 5
+    store.sync()  # nothing new: nothing written
+    assert len(updates) == 1
+
+
+def test_a_failed_count_is_kept_for_the_next_sync(store: DynamoDBStore) -> None:
+    signal = _signal(NormalizedEvent(event_id="e1", time=T0, source=EventSource.CLOUDTRAIL, raw={}))
+    assert store.put_signal(signal, ["p"], FAR) is True
+    # Stubber: a throttled update past botocore's retries, as the handler sees it at the end of an invocation.
+    with Stubber(store._client._client) as stub:
+        stub.add_client_error("update_item", "ProvisionedThroughputExceededException")
+        with pytest.raises(store._client.exceptions.ProvisionedThroughputExceededException):
+            store.sync()
+    assert store.signal_count() == 1
+
+
 def test_long_keys_are_cut_to_what_dynamodb_takes_and_stay_distinct(store: DynamoDBStore) -> None:
     long_a, long_b = "principal|" + "a" * 3000, "principal|" + "a" * 2999 + "b"
     event = NormalizedEvent(event_id="x" * 1500, time=T0, source=EventSource.CLOUDTRAIL, raw={})
