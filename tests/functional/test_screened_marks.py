@@ -90,9 +90,31 @@ def test_an_event_that_may_raise_signals_is_looked_up_first_and_marked_after(cli
     records = _records(config, "bedrock-llmjacking", screened=False)
     assert len(records) >= 10
     requests = _count_requests(client)
+    sent: list[tuple[str, str]] = []  # (operation, first key) of every request, in order
+    client.meta.events.register(
+        "provide-client-params.dynamodb",
+        lambda params, model, **_: sent.append((model.name, _first_key(params))),
+    )
     pipeline = Pipeline(config, load_ruleset(config), DynamoDBStore(client, TABLE))
     for record in records:
         pipeline.take(record)
-    # The mark comes after the event's writes: a crash between leaves it unmarked, and the redelivery redoes them.
     assert requests == {"GetItem": len(records), "PutItem": len(records)}
     assert pipeline.stats.signals > 0
+    # Each mark comes after the event's writes (its signals' "stored" markers): a crash between leaves it
+    # unmarked, and the redelivery redoes them.
+    marks = [n for n, (operation, key) in enumerate(sent) if key.startswith("seen#")]
+    looked_up, marked = marks[0::2], marks[1::2]
+    assert [sent[n][0] for n in looked_up] == ["GetItem"] * len(records)
+    assert [sent[n][0] for n in marked] == ["PutItem"] * len(records)
+    between = [[key for _, key in sent[start:end]] for start, end in zip(looked_up, marked, strict=True)]
+    assert all(any(key.startswith("put#") for key in keys) for keys in between)  # each of these raises signals
+
+
+def _first_key(params: dict[str, Any]) -> str:
+    """The partition key a request names first (of its item, its key, or its first batch put)."""
+    item = params.get("Key") or params.get("Item")
+    if item is None and "RequestItems" in params:
+        requests = next(iter(params["RequestItems"].values()))
+        first = requests[0] if isinstance(requests, list) else {"Key": requests["Keys"][0]}
+        item = first.get("PutRequest", {}).get("Item") or first.get("Key") or {}
+    return str((item or {}).get("pk", {}).get("S", ""))
