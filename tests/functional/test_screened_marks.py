@@ -55,59 +55,13 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield dynamodb
 
 
-def _count_requests(client: Any) -> Counter[str]:
-    """Requests on the items of seen events, by operation (`GetItem`, `PutItem`), as botocore sends them."""
-    requests: Counter[str] = Counter()
-
-    def note(params: dict[str, Any], model: Any, **_: Any) -> None:
-        key = params.get("Key") or params.get("Item") or {}
-        if str(key.get("pk", {}).get("S", "")).startswith("seen#"):
-            requests[model.name] += 1
-
-    client.meta.events.register("provide-client-params.dynamodb", note)
-    return requests
-
-
-def test_a_screened_call_is_marked_with_one_conditional_put(client: Any, config: Config) -> None:
-    records = _records(config, "stolen-instance-credentials", screened=True)
-    assert len(records) >= 40  # most of the attack's CloudTrail records match no rule
-    requests = _count_requests(client)
-    pipeline = Pipeline(config, load_ruleset(config), DynamoDBStore(client, TABLE))
-    for record in records:
-        assert pipeline.take(record) is None
-    assert requests == {"PutItem": len(records)}  # no look-up before
-    assert (pipeline.stats.accepted, pipeline.stats.duplicates, pipeline.stats.signals) == (len(records), 0, 0)
-
-    # Delivered again (at least once): each is refused by its mark, and counted a duplicate once.
-    requests.clear()
-    for record in records:
-        assert pipeline.take(record) is None
-    assert requests == {"PutItem": len(records)}
-    assert pipeline.stats.duplicates == len(records)
-
-
-def test_an_event_that_may_raise_signals_is_looked_up_first_and_marked_after(client: Any, config: Config) -> None:
-    records = _records(config, "bedrock-llmjacking", screened=False)
-    assert len(records) >= 10
-    requests = _count_requests(client)
-    sent: list[tuple[str, str]] = []  # (operation, first key) of every request, in order
+def _record_requests(client: Any) -> list[tuple[str, str]]:
+    """Every request botocore sends from now on, in order: (operation, the partition key it names first)."""
+    sent: list[tuple[str, str]] = []
     client.meta.events.register(
-        "provide-client-params.dynamodb",
-        lambda params, model, **_: sent.append((model.name, _first_key(params))),
+        "provide-client-params.dynamodb", lambda params, model, **_: sent.append((model.name, _first_key(params)))
     )
-    pipeline = Pipeline(config, load_ruleset(config), DynamoDBStore(client, TABLE))
-    for record in records:
-        pipeline.take(record)
-    assert requests == {"GetItem": len(records), "PutItem": len(records)}
-    assert pipeline.stats.signals > 0
-    # Each mark comes after the event's writes (its signals' "stored" markers): a crash between leaves it
-    # unmarked, and the redelivery redoes them.
-    marks = [n for n, (operation, key) in enumerate(sent) if key.startswith("seen#")]
-    looked_up, marked = marks[0::2], marks[1::2]
-    assert [sent[n][0] for n in looked_up] == ["GetItem"] * len(records)
-    assert [sent[n][0] for n in marked] == ["PutItem"] * len(records)
-    between = [[key for _, key in sent[start:end]] for start, end in zip(looked_up, marked, strict=True)]
-    assert all(any(key.startswith("put#") for key in keys) for keys in between)  # each of these raises signals
+    return sent
 
 
 def _first_key(params: dict[str, Any]) -> str:
@@ -118,3 +72,45 @@ def _first_key(params: dict[str, Any]) -> str:
         first = requests[0] if isinstance(requests, list) else {"Key": requests["Keys"][0]}
         item = first.get("PutRequest", {}).get("Item") or first.get("Key") or {}
     return str((item or {}).get("pk", {}).get("S", ""))
+
+
+def _on_marks(sent: list[tuple[str, str]]) -> Counter[str]:
+    """The requests on the items of seen events, by operation (`GetItem`, `PutItem`)."""
+    return Counter(operation for operation, key in sent if key.startswith("seen#"))
+
+
+def test_a_screened_call_is_marked_with_one_conditional_put(client: Any, config: Config) -> None:
+    records = _records(config, "stolen-instance-credentials", screened=True)
+    assert len(records) >= 40  # most of the attack's CloudTrail records match no rule
+    sent = _record_requests(client)
+    pipeline = Pipeline(config, load_ruleset(config), DynamoDBStore(client, TABLE))
+    for record in records:
+        assert pipeline.take(record) is None
+    assert _on_marks(sent) == {"PutItem": len(records)}  # no look-up before
+    assert (pipeline.stats.accepted, pipeline.stats.duplicates, pipeline.stats.signals) == (len(records), 0, 0)
+
+    # Delivered again (at least once): each is refused by its mark, and counted a duplicate once.
+    sent.clear()
+    for record in records:
+        assert pipeline.take(record) is None
+    assert _on_marks(sent) == {"PutItem": len(records)}
+    assert pipeline.stats.duplicates == len(records)
+
+
+def test_an_event_that_may_raise_signals_is_looked_up_first_and_marked_after(client: Any, config: Config) -> None:
+    records = _records(config, "bedrock-llmjacking", screened=False)
+    assert len(records) >= 10
+    sent = _record_requests(client)
+    pipeline = Pipeline(config, load_ruleset(config), DynamoDBStore(client, TABLE))
+    for record in records:
+        pipeline.take(record)
+    assert _on_marks(sent) == {"GetItem": len(records), "PutItem": len(records)}
+    assert pipeline.stats.signals > 0
+    # Each mark comes after the event's writes (its signals' "stored" markers): a crash between leaves it
+    # unmarked, and the redelivery redoes them.
+    marks = [n for n, (operation, key) in enumerate(sent) if key.startswith("seen#")]
+    looked_up, marked = marks[0::2], marks[1::2]
+    assert [sent[n][0] for n in looked_up] == ["GetItem"] * len(records)
+    assert [sent[n][0] for n in marked] == ["PutItem"] * len(records)
+    between = [[key for _, key in sent[start:end]] for start, end in zip(looked_up, marked, strict=True)]
+    assert all(any(key.startswith("put#") for key in keys) for keys in between)  # each of these raises signals
