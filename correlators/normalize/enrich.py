@@ -45,7 +45,7 @@ def classified(resources: list[Resource], config: Config) -> list[Resource]:
 
 def judge(event: NormalizedEvent, config: Config) -> NormalizedEvent:
     """`event` (its resources classified already) with the site's verdicts: declared writer, allowed images."""
-    if config.asset_writers and event.actor is not None and (event.resources or event.images):
+    if config.asset_writers and event.actor is not None:
         principal = event.actor.principal
         classes = frozenset(r.asset_class for r in event.resources if r.asset_class)
         event.declared_writer = _writer_verdict(_Site(config), principal, classes) if classes and principal else None
